@@ -1,0 +1,257 @@
+"""The `lab` command: a thin layer that parses options, calls the use cases, prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.table import Table
+
+from .console import RichReporter, err_console, out_console
+from .errors import LabError
+from .images.builder import ImageBuilder
+from .images.recipe import DEFAULT_IMAGE, recipe_named
+from .images.store import ImageStore
+from .lab import access, inspect, lifecycle
+from .lab.boot import DEFAULT_TIMEOUT
+from .lab.create import CreateOptions, create
+from .lab.teardown import destroy, destroy_all
+from .paths import images_dir
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(function: F) -> F:
+    """LabError becomes one line on stderr and its exit code; Ctrl-C exits 130."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except LabError as error:
+            err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lab")
+def main() -> None:
+    """Labs of QEMU/KVM virtual machines, each with a container engine inside."""
+
+
+@main.command("create")
+@click.argument("lab")
+@click.option("--connect", "connect", metavar="URI", help="libvirt URI (default: embedded driver).")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds per node.")
+@click.option("--json", "as_json", is_flag=True, help="Print the lab's ledger as JSON.")
+@reports_errors
+def create_command(lab: str, connect: str | None, accel: str, timeout: float, as_json: bool) -> None:
+    """Create LAB (a name in labs/ or a path to a lab file) and wait until every node is ready."""
+    options = CreateOptions(connect=connect, accel=accel, timeout=timeout)
+    with RichReporter() as reporter:
+        ledger = create(lab, options, reporter)
+    if as_json:
+        print_json(json.loads(ledger.model_dump_json()))
+        return
+    total = ledger.timings.get("create", 0.0)
+    out_console.print(f"lab [bold]{ledger.name}[/bold] is ready in {total:.1f} s. "
+                      f"Try: lab ssh {ledger.name} {next(iter(ledger.nodes))}")
+
+
+@main.command("destroy")
+@click.argument("lab", required=False)
+@click.option("--all", "everything", is_flag=True, help="Destroy every lab.")
+@reports_errors
+def destroy_command(lab: str | None, everything: bool) -> None:
+    """Remove a lab's VMs, disks, keys and state; safe to repeat."""
+    if everything == bool(lab):
+        raise click.UsageError("name one LAB, or pass --all")
+    results = destroy_all() if everything else {lab or "": destroy(lab or "")}
+    failed = False
+    for name, problems in results.items():
+        if problems is None:
+            out_console.print(f"lab {name}: nothing to destroy")
+        elif problems:
+            failed = True
+            err_console.print(f"lab {name}: destroyed, with problems: {'; '.join(problems)}")
+        else:
+            out_console.print(f"lab {name}: destroyed")
+    if failed:
+        sys.exit(1)
+
+
+@main.command("status")
+@click.argument("lab")
+@click.option("--json", "as_json", is_flag=True)
+@reports_errors
+def status_command(lab: str, as_json: bool) -> None:
+    """Each node's state, SSH port, link addresses, boot id, uptime and timings."""
+    found = inspect.status(lab)
+    if as_json:
+        print_json(found.to_dict())
+        return
+    table = Table(title=f"lab {found.name} ({found.phase}, {found.accel or '?'})")
+    for column in ("node", "state", "ssh", "links", "boot id", "uptime", "RSS MiB", "ready s"):
+        table.add_column(column)
+    for node in found.nodes:
+        links = ", ".join(f"{k} {v}" for k, v in node.addresses.items()) or "-"
+        table.add_row(
+            node.name, node.state, f"127.0.0.1:{node.ssh_port}", links,
+            (node.boot_id or "-")[:8], f"{node.uptime_s:.0f} s" if node.uptime_s else "-",
+            str(node.rss_mib or "-"), str(node.timings.get("ready", "-")),
+        )
+    out_console.print(table)
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@reports_errors
+def list_command(as_json: bool) -> None:
+    """Every lab on this host."""
+    rows = inspect.list_labs()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="labs")
+    for column in ("name", "phase", "nodes", "libvirt"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["phase"], str(row["nodes"]), row["uri"])
+    out_console.print(table)
+
+
+@main.command("stop")
+@click.argument("lab")
+@reports_errors
+def stop_command(lab: str) -> None:
+    """Shut the nodes down; their disks stay."""
+    with RichReporter() as reporter:
+        lifecycle.stop(lab, reporter)
+
+
+@main.command("start")
+@click.argument("lab")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True)
+@reports_errors
+def start_command(lab: str, timeout: float) -> None:
+    """Start stopped nodes, including any killed behind lab's back."""
+    with RichReporter() as reporter:
+        started = lifecycle.start(lab, reporter, timeout)
+    out_console.print(f"started: {', '.join(started) or 'nothing (all running)'}")
+
+
+@main.command("ssh", context_settings={"ignore_unknown_options": True})
+@click.argument("lab")
+@click.argument("node")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@reports_errors
+def ssh_command(lab: str, node: str, command: tuple[str, ...]) -> None:
+    """Open a shell on NODE, or run COMMAND there (after --)."""
+    tty = not command and sys.stdin.isatty()
+    argv = access.ssh_argv(lab, node, list(command), tty)
+    os.execvp(argv[0], argv)
+
+
+@main.command("ssh-config")
+@click.argument("lab")
+@reports_errors
+def ssh_config_command(lab: str) -> None:
+    """An OpenSSH config for the lab, for ssh -F, testinfra and fabric."""
+    click.echo(access.ssh_config(lab), nl=False)
+
+
+@main.command("inventory")
+@click.argument("lab")
+@click.option("--format", "style", type=click.Choice(["ansible", "testinfra"]), default="ansible")
+@reports_errors
+def inventory_command(lab: str, style: str) -> None:
+    """An inventory of the lab's nodes for ansible or testinfra."""
+    click.echo(access.inventory(lab, style), nl=False)
+
+
+@main.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("lab")
+@click.argument("words", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--all", "everywhere", is_flag=True, help="Run on every node at once.")
+@click.option("--json", "as_json", is_flag=True)
+@reports_errors
+def exec_command(lab: str, words: tuple[str, ...], everywhere: bool, as_json: bool) -> None:
+    """Run a command on NODE, or on every node with --all: lab exec LAB NODE -- CMD."""
+    words_list = list(words)
+    nodes = None if everywhere else words_list[:1]
+    command = words_list if everywhere else words_list[1:]
+    if not command:
+        raise click.UsageError("give a command after --")
+    results = access.execute(lab, nodes, shlex.join(command))
+    if as_json:
+        print_json([vars(result) for result in results])
+    else:
+        for result in results:
+            status = result.error or f"exit {result.exit_code}"
+            out_console.rule(f"{result.node}: {status}", style="green" if result.exit_code == 0 else "red")
+            if result.stdout:
+                click.echo(result.stdout, nl=not result.stdout.endswith("\n"))
+            if result.stderr:
+                click.echo(result.stderr, nl=not result.stderr.endswith("\n"), err=True)
+    if any(result.exit_code != 0 for result in results):
+        sys.exit(1)
+
+
+@main.group("image")
+def image_group() -> None:
+    """Build, list and remove cached guest images."""
+
+
+@image_group.command("build")
+@click.argument("name", default=DEFAULT_IMAGE)
+@click.option("--force", is_flag=True, help="Rebuild even if cached.")
+@reports_errors
+def image_build(name: str, force: bool) -> None:
+    recipe = recipe_named(name)
+    with RichReporter() as reporter:
+        builder = ImageBuilder(ImageStore(images_dir()), lambda text: reporter.phase("image", text))
+        reporter.phase("image", f"{name}: looking in the cache")
+        image = builder.build(recipe, force=force)
+        reporter.done("image", f"{name} ready ({image.size_bytes() / 2**20:.0f} MiB)")
+    out_console.print(f"{image.name}: {image.path}")
+
+
+@image_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@reports_errors
+def image_list(as_json: bool) -> None:
+    images = [image.summary() for image in ImageStore(images_dir()).images()]
+    if as_json:
+        print_json(images)
+        return
+    table = Table(title="images")
+    for column in ("name", "key", "boot", "MiB", "built in"):
+        table.add_column(column)
+    for row in images:
+        table.add_row(row["name"], row["key"], row["boot"], f"{row['size_bytes'] / 2**20:.0f}",
+                      f"{row['build_seconds']} s")
+    out_console.print(table)
+
+
+@image_group.command("rm")
+@click.argument("name")
+@reports_errors
+def image_rm(name: str) -> None:
+    count = ImageStore(images_dir()).remove_named(name)
+    out_console.print(f"removed {count} image(s) named {name}")

@@ -1,0 +1,59 @@
+"""Rich rendering of progress and tables, kept out of the use cases."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+class RichReporter:
+    """One live line per node (and one for the image): phase and elapsed time."""
+
+    def __init__(self, console: Console = err_console) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(finished_text="[green]✓"),
+            TextColumn("[bold]{task.fields[node]:<10}"),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+    def _task(self, node: str) -> TaskID:
+        with self.lock:
+            if node not in self.tasks:
+                self.tasks[node] = self.progress.add_task("", node=node, total=1)
+            return self.tasks[node]
+
+    def phase(self, node: str, text: str) -> None:
+        task = self._task(node)
+        if self.progress.tasks[task].finished:
+            self.progress.reset(task, total=1)
+        self.progress.update(task, description=text)
+
+    def done(self, node: str, text: str) -> None:
+        self.progress.update(self._task(node), description=text, completed=1)
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(f"[dim]{text}[/dim]")

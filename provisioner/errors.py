@@ -1,0 +1,55 @@
+"""The project's exception hierarchy; the CLI turns each into a one-line message."""
+
+
+class LabError(Exception):
+    """Base of every error `lab` reports to its user."""
+
+    exit_code = 1
+
+
+class UserInputError(LabError):
+    """Bad input: a lab file, a name, an option. Nothing was created."""
+
+    exit_code = 2
+
+
+class LabFileError(UserInputError):
+    """A lab file that cannot be read or does not validate."""
+
+
+class MissingToolError(UserInputError):
+    """A host program `lab` needs is not installed."""
+
+
+class HypervisorError(LabError):
+    """libvirt refused or failed an operation."""
+
+
+class UnreachableHypervisorError(UserInputError):
+    """The libvirt URI cannot be opened."""
+
+
+class LabExistsError(UserInputError):
+    """A lab of that name already has state."""
+
+
+class LabNotFoundError(UserInputError):
+    """No state for a lab of that name."""
+
+
+class LabBusyError(LabError):
+    """Another `lab` command holds this lab's lock."""
+
+    exit_code = 3
+
+
+class ImageBuildError(LabError):
+    """The guest image could not be built."""
+
+
+class BootError(LabError):
+    """A guest did not become ready in time."""
+
+
+class RemoteError(LabError):
+    """SSH to a guest failed, or a remote command failed."""

@@ -1,0 +1,1 @@
+"""Guest images: recipes, the offline builder, and the cache of built images."""

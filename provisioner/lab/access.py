@@ -1,0 +1,93 @@
+"""Reaching a lab's nodes: `lab ssh`, `lab ssh-config`, `lab exec` and inventories."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..errors import UserInputError
+from ..remote import run_on_all
+from ..state import LabState, Ledger, NodeRecord
+from ..templating import render
+from .session import LabSession
+
+
+def _record(ledger: Ledger, node: str) -> NodeRecord:
+    try:
+        return ledger.nodes[node]
+    except KeyError:
+        known = ", ".join(ledger.nodes)
+        raise UserInputError(f"lab {ledger.name} has no node {node!r} (nodes: {known})") from None
+
+
+def ssh_argv(name: str, node: str, command: list[str], tty: bool) -> list[str]:
+    """OpenSSH with the lab's key and pinned known_hosts; the CLI execs it."""
+    state = LabState(name)
+    ledger = state.load()
+    record = _record(ledger, node)
+    argv = [
+        "ssh", "-p", str(record.ssh_port), "-i", str(state.user_key),
+        "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={state.known_hosts}",
+        "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
+    ]
+    if tty:
+        argv.append("-t")
+    return argv + [f"{ledger.user}@127.0.0.1", *command]
+
+
+def ssh_config(name: str) -> str:
+    state = LabState(name)
+    ledger = state.load()
+    nodes = list(ledger.nodes.values())
+    return render(
+        "ssh_config.j2", lab=ledger.name, nodes=nodes, first_node=nodes[0].name if nodes else "",
+        user=ledger.user, identity_file=state.user_key, known_hosts=state.known_hosts,
+    )
+
+
+@dataclass
+class ExecResult:
+    node: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    error: str | None = None
+
+
+def execute(name: str, nodes: list[str] | None, command: str) -> list[ExecResult]:
+    """Run one command on the chosen nodes (all when None) at once."""
+    state = LabState(name)
+    ledger = state.load()
+    chosen = [_record(ledger, node) for node in nodes] if nodes else list(ledger.nodes.values())
+    session = LabSession(state, ledger)
+    by_port = {record.ssh_port: record.name for record in chosen}
+    results = run_on_all([session.endpoint(record) for record in chosen], command)
+    found = []
+    for connection, result in results.items():
+        node = by_port[connection.port]
+        if isinstance(result, Exception):
+            found.append(ExecResult(node, None, "", "", f"{type(result).__name__}: {result}"))
+        else:
+            found.append(ExecResult(node, result.exited, result.stdout, result.stderr))
+    return sorted(found, key=lambda r: list(by_port.values()).index(r.node))
+
+
+def inventory(name: str, style: str) -> str:
+    state = LabState(name)
+    ledger = state.load()
+    if style == "ansible":
+        hosts = {
+            record.name: {
+                "ansible_host": "127.0.0.1", "ansible_port": record.ssh_port,
+                "ansible_user": ledger.user,
+                "ansible_ssh_private_key_file": str(state.user_key),
+                "ansible_ssh_common_args": (
+                    f"-o UserKnownHostsFile={state.known_hosts} -o StrictHostKeyChecking=yes"
+                ),
+            }
+            for record in ledger.nodes.values()
+        }
+        return json.dumps({"all": {"children": {ledger.name: {"hosts": hosts}}}}, indent=2) + "\n"
+    if style == "testinfra":
+        return "\n".join(f"ssh://{record.name}" for record in ledger.nodes.values()) + "\n"
+    raise UserInputError(f"--format must be ansible or testinfra, not {style!r}")

@@ -1,0 +1,101 @@
+"""`lab status` and `lab list`: the ledger reconciled with what libvirt and the guests say."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import LabBusyError
+from ..hypervisor.domain import qemu_pids, resident_memory_kib
+from ..remote import run_on_all
+from ..state import LabState, Ledger, all_labs
+from .session import LabSession
+
+PROBE = "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f1 /proc/uptime"
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    state: str
+    ssh_port: int
+    addresses: dict[str, str]
+    pid: int | None = None
+    rss_mib: float | None = None
+    boot_id: str | None = None
+    uptime_s: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LabStatus:
+    name: str
+    phase: str
+    uri: str
+    accel: str
+    nodes: list[NodeStatus]
+    links: list[tuple[str, str]]
+    timings: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(name: str) -> LabStatus:
+    state = LabState(name)
+    ledger = state.load()
+    try:
+        with state.locked():
+            session = LabSession(state, state.load())
+            try:
+                states = {r.name: session.domains.state(r.domain) for r in ledger.nodes.values()}
+            finally:
+                session.close()
+    except LabBusyError:
+        states = {node: "busy" for node in ledger.nodes}
+    nodes = [_node_status(ledger, node, states[node]) for node in ledger.nodes]
+    _probe_guests(state, ledger, [n for n in nodes if n.state == "running"])
+    return LabStatus(ledger.name, ledger.phase, ledger.uri, ledger.accel, nodes, ledger.links, ledger.timings)
+
+
+def _node_status(ledger: Ledger, node: str, libvirt_state: str) -> NodeStatus:
+    record = ledger.nodes[node]
+    pids = qemu_pids(record.overlay)
+    pid = pids[0] if pids else None
+    rss = resident_memory_kib(pid) if pid else None
+    state = libvirt_state
+    if state != "running" and ledger.phase == "ready":
+        state = f"{state} (unexpectedly)"
+    return NodeStatus(
+        name=node, state=state, ssh_port=record.ssh_port, addresses=dict(record.addresses),
+        pid=pid, rss_mib=round(rss / 1024, 1) if rss else None, timings=dict(record.timings),
+    )
+
+
+def _probe_guests(state: LabState, ledger: Ledger, nodes: list[NodeStatus]) -> None:
+    if not nodes:
+        return
+    session = LabSession(state, ledger)
+    endpoints = {session.endpoint(ledger.nodes[n.name]).port: n for n in nodes}
+    results = run_on_all([session.endpoint(ledger.nodes[n.name]) for n in nodes], PROBE)
+    for connection, result in results.items():
+        node = endpoints[connection.port]
+        if not hasattr(result, "stdout") or result.exited != 0:
+            continue
+        lines = result.stdout.split()
+        if len(lines) >= 2:
+            node.boot_id, node.uptime_s = lines[0], float(lines[1])
+
+
+def list_labs() -> list[dict[str, Any]]:
+    rows = []
+    for lab in all_labs():
+        try:
+            ledger = lab.load()
+        except Exception:
+            rows.append({"name": lab.name, "phase": "incomplete (destroy it)", "nodes": 0, "uri": ""})
+            continue
+        rows.append(
+            {"name": ledger.name, "phase": ledger.phase, "nodes": len(ledger.nodes), "uri": ledger.uri}
+        )
+    return rows

@@ -1,0 +1,287 @@
+"""The lab file: its model, its validation, and the resolved topology it describes."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import LabFileError, UserInputError
+from .paths import LABS_DIR
+from .units import parse_mebibytes
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+ENDPOINT = re.compile(r"^(?P<node>[^:]+):eth(?P<index>[1-9][0-9]?)$")
+ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+MIN_MEMORY_MIB = 224
+MANAGEMENT_SUBNET = ipaddress.IPv4Network("10.0.2.0/24")  # QEMU user-mode networking
+
+
+def dns_label(value: str) -> str:
+    if not DNS_LABEL.match(value):
+        raise ValueError(f"{value!r} is not a DNS label (a-z, 0-9 and '-', at most 63)")
+    return value
+
+
+def memory_value(value: str | int) -> str | int:
+    mib = parse_mebibytes(value)
+    if mib < MIN_MEMORY_MIB:
+        raise ValueError(f"{value} is below the {MIN_MEMORY_MIB} MiB a guest needs to boot")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ContainerSpec(Strict):
+    """A container the guest agent starts once the node is up."""
+
+    image: str
+    command: list[str] = []
+    publish: list[str] = []
+    env: dict[str, str] = {}
+    memory: str | None = None
+    cpus: float | None = None
+    pids_limit: int | None = Field(default=None, alias="pids-limit")
+
+
+class Defaults(Strict):
+    image: str = "debian-12"
+    cpus: Annotated[int, Field(ge=1, le=16)] = 1
+    memory: str | int = "512M"
+    disk: str | None = None
+
+    _memory = field_validator("memory")(memory_value)
+
+
+class NodeSpec(Strict):
+    image: str | None = None
+    cpus: Annotated[int, Field(ge=1, le=16)] | None = None
+    memory: str | int | None = None
+    disk: str | None = None
+    containers: dict[str, ContainerSpec] = {}
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | int | None) -> str | int | None:
+        return None if value is None else memory_value(value)
+
+
+class LinkSpec(Strict):
+    endpoints: Annotated[list[str], Field(min_length=2, max_length=2)]
+    subnet: ipaddress.IPv4Network | None = None
+    addresses: Annotated[list[ipaddress.IPv4Interface], Field(min_length=2, max_length=2)] | None = None
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints(cls, value: list[str]) -> list[str]:
+        for endpoint in value:
+            if not ENDPOINT.match(endpoint):
+                raise ValueError(f"{endpoint!r} is not NODE:ethN with N from 1 (eth0 is lab's)")
+        return value
+
+
+class LabFileModel(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    connect: str | None = None
+    defaults: Defaults = Defaults()
+    nodes: dict[str, NodeSpec | None]
+    links: list[LinkSpec] = []
+
+    _name = field_validator("name")(dns_label)
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One end of a link, as seen from inside its node."""
+
+    name: str
+    address: ipaddress.IPv4Interface
+    link: int
+    peer_node: str
+    peer_address: ipaddress.IPv4Interface
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    image: str
+    cpus: int
+    memory_mib: int
+    disk: str | None
+    containers: dict[str, ContainerSpec]
+    interfaces: list[Interface] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """A validated lab, with defaults applied and link addresses assigned."""
+
+    name: str
+    source: str
+    connect: str | None
+    nodes: dict[str, Node]
+    links: list[tuple[str, str]]
+
+    @property
+    def total_memory_mib(self) -> int:
+        return sum(node.memory_mib for node in self.nodes.values())
+
+
+def locate(reference: str) -> Path:
+    """LAB is a file in labs/ or a path to a lab file."""
+    path = Path(reference)
+    if path.suffix in (".yaml", ".yml") or os.sep in reference:
+        if path.is_file():
+            return path
+        raise UserInputError(f"{reference}: no such lab file")
+    for suffix in (".yaml", ".yml"):
+        candidate = LABS_DIR / f"{reference}{suffix}"
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(sorted(p.stem for p in LABS_DIR.glob("*.yaml"))) or "none"
+    raise UserInputError(f"unknown lab {reference!r} (labs/ has: {known})")
+
+
+def expand_environment(text: str, source: str, environ: dict[str, str] | None = None) -> str:
+    """${VAR} and ${VAR:-default}, as in a shell; an unset VAR without default is an error."""
+    env = os.environ if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        raise LabFileError(f"{source}: ${{{name}}} is not set and has no default")
+
+    return ENV_REFERENCE.sub(substitute, text)
+
+
+def load(reference: str, environ: dict[str, str] | None = None) -> LabSpec:
+    path = locate(reference)
+    return parse(path.read_text(), str(path), environ)
+
+
+def parse(text: str, source: str, environ: dict[str, str] | None = None) -> LabSpec:
+    try:
+        raw = yaml.safe_load(expand_environment(text, source, environ))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise LabFileError(f"{source}:{where}: invalid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise LabFileError(f"{source}: a lab file is a mapping with name, nodes and links")
+    try:
+        model = LabFileModel.model_validate(raw)
+    except ValidationError as error:
+        raise LabFileError(f"{source}: {describe(error)}") from None
+    return resolve(model, source)
+
+
+def describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    more = len(error.errors()) - 1
+    return f"{where}: {message}" + (f" (and {more} more)" if more else "")
+
+
+def resolve(model: LabFileModel, source: str) -> LabSpec:
+    def fail(where: str, message: str) -> LabFileError:
+        return LabFileError(f"{source}: {where}: {message}")
+
+    nodes: dict[str, Node] = {}
+    if not model.nodes:
+        raise fail("nodes", "a lab needs at least one node")
+    for name, spec in model.nodes.items():
+        spec = spec or NodeSpec()
+        try:
+            dns_label(name)
+        except ValueError as error:
+            raise fail(f"nodes.{name}", str(error)) from None
+        memory = spec.memory if spec.memory is not None else model.defaults.memory
+        nodes[name] = Node(
+            name=name,
+            image=spec.image or model.defaults.image,
+            cpus=spec.cpus or model.defaults.cpus,
+            memory_mib=parse_mebibytes(memory),
+            disk=spec.disk or model.defaults.disk,
+            containers=dict(spec.containers),
+        )
+
+    used_endpoints: dict[str, int] = {}
+    subnets: list[tuple[int, ipaddress.IPv4Network]] = []  # (link index, subnet)
+    links: list[tuple[str, str]] = []
+    for index, link in enumerate(model.links):
+        where = f"links.{index}"
+        parsed = []
+        for endpoint in link.endpoints:
+            match = ENDPOINT.match(endpoint)
+            assert match is not None  # checked by the model
+            node = match.group("node")
+            if node not in nodes:
+                raise fail(f"{where}.endpoints", f"unknown node {node!r} in {endpoint!r}")
+            if endpoint in used_endpoints:
+                other = used_endpoints[endpoint]
+                raise fail(f"{where}.endpoints", f"{endpoint} is already used by links.{other}")
+            used_endpoints[endpoint] = index
+            parsed.append((node, f"eth{match.group('index')}"))
+        if parsed[0][0] == parsed[1][0]:
+            raise fail(f"{where}.endpoints", "a link joins two different nodes")
+        addresses = link_addresses(link, source, where)
+        subnet = addresses[0].network
+        for other_index, other_subnet in subnets:
+            if subnet.overlaps(other_subnet):
+                raise fail(f"{where}.subnet", f"{subnet} overlaps links.{other_index} ({other_subnet})")
+        if subnet.overlaps(MANAGEMENT_SUBNET):
+            raise fail(f"{where}.subnet", f"{subnet} overlaps lab's management {MANAGEMENT_SUBNET}")
+        subnets.append((index, subnet))
+        for side in (0, 1):
+            node, ifname = parsed[side]
+            peer_node, _ = parsed[1 - side]
+            nodes[node].interfaces.append(
+                Interface(ifname, addresses[side], index, peer_node, addresses[1 - side])
+            )
+        links.append((link.endpoints[0], link.endpoints[1]))
+    return LabSpec(model.name, source, model.connect, nodes, links)
+
+
+def link_addresses(link: LinkSpec, source: str, where: str) -> list[ipaddress.IPv4Interface]:
+    def fail(message: str) -> LabFileError:
+        return LabFileError(f"{source}: {where}: {message}")
+
+    if link.addresses is not None:
+        first, second = link.addresses
+        if first.network != second.network:
+            raise fail(f"addresses {first} and {second} are not in one subnet")
+        if first.ip == second.ip:
+            raise fail(f"both ends have the address {first.ip}")
+        if link.subnet is not None and first.network != link.subnet:
+            raise fail(f"addresses are not in the subnet {link.subnet}")
+        return [first, second]
+    if link.subnet is None:
+        raise fail("a link needs a subnet or two addresses")
+    hosts = list(_first_hosts(link.subnet, 2))
+    if len(hosts) < 2:
+        raise fail(f"subnet {link.subnet} has room for fewer than two addresses")
+    return [ipaddress.IPv4Interface(f"{host}/{link.subnet.prefixlen}") for host in hosts]
+
+
+def _first_hosts(subnet: ipaddress.IPv4Network, count: int) -> list[ipaddress.IPv4Address]:
+    found = []
+    for host in subnet.hosts():
+        found.append(host)
+        if len(found) == count:
+            break
+    return found
