@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -198,7 +197,8 @@ def exec_command(lab: str, words: tuple[str, ...], everywhere: bool, as_json: bo
     command = words_list if everywhere else words_list[1:]
     if not command:
         raise click.UsageError("give a command after --")
-    results = access.execute(lab, nodes, shlex.join(command))
+    # Like ssh: the words are joined with spaces and run by the remote shell.
+    results = access.execute(lab, nodes, " ".join(command))
     if as_json:
         print_json([vars(result) for result in results])
     else:
@@ -255,3 +255,5 @@ def image_list(as_json: bool) -> None:
 def image_rm(name: str) -> None:
     count = ImageStore(images_dir()).remove_named(name)
     out_console.print(f"removed {count} image(s) named {name}")
+if __name__ == "__main__":
+    main()

@@ -27,6 +27,9 @@ def state_dir() -> Path:
 
 
 def cache_dir() -> Path:
+    """LAB_CACHE lets several LAB_HOMEs (tests, CI) share the content-addressed images."""
+    if os.environ.get("LAB_CACHE"):
+        return Path(os.environ["LAB_CACHE"]).expanduser().resolve()
     override = os.environ.get("LAB_HOME")
     if override:
         return Path(override).expanduser().resolve() / "cache"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,10 +62,20 @@ class DomainSpec:
 
 
 class Domains:
-    """The lab's domains on one libvirt connection, looked up by name."""
+    """The lab's domains on one libvirt connection, looked up by name.
 
-    def __init__(self, connection: libvirt.virConnect) -> None:
+    On a local hypervisor, `process_alive` double-checks libvirt: a freshly opened
+    embedded driver reports a QEMU killed behind its back as running until its
+    reconnect thread notices.
+    """
+
+    def __init__(
+        self,
+        connection: libvirt.virConnect,
+        process_alive: Callable[[str], bool] | None = None,
+    ) -> None:
         self.connection = connection
+        self.process_alive = process_alive
 
     def lookup(self, name: str) -> libvirt.virDomain | None:
         try:
@@ -82,6 +93,8 @@ class Domains:
         domain = self.lookup(name)
         if domain is None:
             raise HypervisorError(f"domain {name} is not defined")
+        if self.state(name) == "dead":
+            self.kill(name)  # let libvirt forget the vanished process first
         if not domain.isActive():
             try:
                 domain.create()
@@ -96,7 +109,10 @@ class Domains:
             code = domain.state()[0]
         except libvirt.libvirtError:
             return "missing"
-        return STATES.get(code, "unknown")
+        state = STATES.get(code, "unknown")
+        if state == "running" and self.process_alive is not None and not self.process_alive(name):
+            return "dead"
+        return state
 
     def stop(self, name: str, grace_seconds: float = 20.0) -> None:
         """ACPI shutdown first, so the guest's disk is consistent; then pull the plug."""

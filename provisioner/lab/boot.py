@@ -62,7 +62,7 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
         Path(record.console_log).unlink(missing_ok=True)
         domains.start(record.domain)
         mark("vm_started")
-    pids = qemu_pids(str(Path(record.overlay)))
+    pids = qemu_pids(record.overlay)
     record.pid = pids[0] if pids else None
     session.save()
 

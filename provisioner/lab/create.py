@@ -91,6 +91,10 @@ def _create(
 ) -> None:
     started = time.monotonic()
     state, ledger = session.state, session.ledger
+    chosen = acceleration.choose(options.accel)
+    ledger.accel = chosen.name
+    reporter.note(f"acceleration: {chosen.name} ({chosen.reason})")
+    session.open()  # an unreachable URI fails here, before anything is built or made
     images: dict[str, Image] = {}
     builder = ImageBuilder(ImageStore(images_dir()), lambda text: reporter.phase("image", text))
     for name, recipe in recipes.items():
@@ -98,11 +102,6 @@ def _create(
         images[name] = builder.build(recipe)
         reporter.done("image", f"{name} ready")
     ledger.timings["image"] = round(time.monotonic() - started, 2)
-
-    chosen = acceleration.choose(options.accel)
-    ledger.accel = chosen.name
-    reporter.note(f"acceleration: {chosen.name} ({chosen.reason})")
-    session.open()  # an unreachable URI fails here, before anything is made
 
     _record_nodes(session, spec)
     write_key_pair(generate_ed25519(f"lab@{spec.name}"), state.user_key)

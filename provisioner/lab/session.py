@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..hypervisor.connection import close_connection, open_connection
-from ..hypervisor.domain import Domains
+from ..hypervisor.domain import Domains, qemu_pids
 from ..remote import Endpoint
 from ..state import LabState, Ledger, NodeRecord
 
@@ -31,7 +31,15 @@ class LabSession:
     def domains(self) -> Domains:
         if self._connection is None:
             self._connection = open_connection(self.ledger.uri)
-        return Domains(self._connection)
+        local = self.ledger.uri.startswith(("qemu:///", "qemu+unix:///"))
+        return Domains(self._connection, self._has_qemu_process if local else None)
+
+    def _has_qemu_process(self, domain: str) -> bool:
+        """A node's QEMU is the process whose command line names its own overlay."""
+        for record in self.ledger.nodes.values():
+            if record.domain == domain:
+                return bool(qemu_pids(record.overlay))
+        return False
 
     def save(self) -> None:
         with self._save_lock:

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what lab needs on Debian 12: the host packages (QEMU, libvirt's QEMU driver and
+# headers, mmdebstrap), the account libvirt's QEMU driver expects, and a virtualenv in .venv
+# with the project. `./setup.sh --dev` adds the test and lint tools. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+extras=""
+[ "${1:-}" = "--dev" ] && extras="[dev]"
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+
+packages=(
+  qemu-system-x86 qemu-utils libvirt-daemon-driver-qemu libvirt-dev pkg-config
+  mmdebstrap e2fsprogs cpio xz-utils openssh-client python3-venv python3-dev gcc
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# libvirt's QEMU driver parses its built-in default account even in embedded mode.
+if ! getent passwd libvirt-qemu >/dev/null; then
+  getent group libvirt-qemu >/dev/null || $sudo groupadd --system libvirt-qemu
+  $sudo useradd --system --no-create-home --home-dir /var/lib/libvirt \
+    --shell /usr/sbin/nologin -g libvirt-qemu libvirt-qemu
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "setup: done (.venv/bin/lab is ready)"
