@@ -68,7 +68,9 @@ class PortAllocator:
 
 
 def port_is_free(port: int, kind: socket.SocketKind = socket.SOCK_STREAM) -> bool:
+    """True when nothing is bound to the port (connections lingering in TIME_WAIT don't count)."""
     with socket.socket(socket.AF_INET, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((LOOPBACK, port))
         except OSError:

@@ -83,6 +83,9 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
     try:
         remaining = max(5.0, deadline - time.monotonic())
         code, out, err = run(connection, "cloud-init status --wait", timeout=remaining)
+        # First-boot state (host keys above all) must survive a QEMU killed right after;
+        # an idle TCG guest can leave dirty pages unwritten for minutes.
+        run(connection, "sync", timeout=60)
     except Exception as error:
         raise BootError(
             f"node {record.name}: cloud-init did not finish in {timeout:.0f} s ({error}); "

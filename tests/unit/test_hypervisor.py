@@ -11,7 +11,7 @@ import pytest
 from provisioner.errors import UnreachableHypervisorError, UserInputError
 from provisioner.hypervisor import accel
 from provisioner.hypervisor.connection import embedded_root, open_connection, prepare_embedded_root
-from provisioner.hypervisor.domain import DomainSpec, Domains, LinkPort
+from provisioner.hypervisor.domain import Domains, DomainSpec, LinkPort
 
 QEMU_NS = "{http://libvirt.org/schemas/domain/qemu/1.0}"
 

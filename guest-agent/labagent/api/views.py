@@ -1,0 +1,207 @@
+"""Engine records rendered in the JSON shapes of Docker Engine API v1.43."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
+from ..fsutil import parse_rfc3339
+from ..imagestore import Image
+from ..model import Container
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration, for "Up 5 seconds" and "Exited (0) 2 minutes ago"."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    return f"{hours // 24} days"
+
+
+def status_text(c: Container) -> str:
+    now = time.time()
+    if c.running:
+        return f"Up {human_duration(now - parse_rfc3339(c.state.started_at))}"
+    if c.state.status == "exited":
+        ago = human_duration(now - parse_rfc3339(c.state.finished_at))
+        return f"Exited ({c.state.exit_code}) {ago} ago"
+    return "Created"
+
+
+def _port_map(c: Container) -> dict[str, Any]:
+    ports: dict[str, Any] = {key: None for key in c.spec.exposed}
+    for p in c.spec.ports:
+        ports.setdefault(p.key, None)
+        if c.running:
+            ports[p.key] = (ports[p.key] or []) + [{"HostIp": p.host_ip or "0.0.0.0",
+                                                    "HostPort": str(p.host_port)}]
+    return ports
+
+
+def _endpoint(c: Container) -> dict[str, Any]:
+    n = c.network
+    return {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "labbr0",
+            "EndpointID": c.id if n.ip else "", "Gateway": n.gateway, "IPAddress": n.ip,
+            "IPPrefixLen": n.prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": n.mac, "DriverOpts": None}
+
+
+def command(c: Container, image_config: dict[str, Any] | None = None) -> str:
+    cfg = (image_config or {}).get("config") or {}
+    argv = c.spec.argv or [*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])]
+    return " ".join(argv)
+
+
+def container_summary(c: Container) -> dict[str, Any]:
+    """One entry of GET /containers/json."""
+    return {
+        "Id": c.id, "Names": [f"/{c.name}"], "Image": c.spec.image, "ImageID": c.spec.image_id,
+        "Command": command(c), "Created": int(parse_rfc3339(c.created)),
+        "Ports": [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
+                   "PublicPort": p.host_port, "Type": p.proto} for p in c.spec.ports if c.running],
+        "Labels": c.spec.labels, "State": c.state.status, "Status": status_text(c),
+        "HostConfig": {"NetworkMode": c.spec.network_mode},
+        "NetworkSettings": {"Networks": {c.spec.network_mode: _endpoint(c)}},
+        "Mounts": [],
+    }
+
+
+def container_inspect(c: Container, bundle: str, lowers: list[str],
+                      image_config: dict[str, Any]) -> dict[str, Any]:
+    """GET /containers/{id}/json."""
+    s, spec, lim = c.state, c.spec, c.spec.limits
+    cfg = image_config.get("config") or {}
+    argv = spec.argv or [*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])]
+    return {
+        "Id": c.id, "Created": c.created, "Path": argv[0] if argv else "", "Args": argv[1:],
+        "State": {"Status": s.status, "Running": c.running, "Paused": False, "Restarting": False,
+                  "OOMKilled": s.oom_killed, "Dead": s.status == "dead", "Pid": s.pid,
+                  "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at,
+                  "FinishedAt": s.finished_at},
+        "Image": spec.image_id, "ResolvConfPath": f"{bundle}/resolv.conf",
+        "HostnamePath": f"{bundle}/hostname", "HostsPath": f"{bundle}/hosts",
+        "LogPath": f"{bundle}/container-json.log", "Name": f"/{c.name}", "RestartCount": 0,
+        "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+        "AppArmorProfile": "", "ExecIDs": None,
+        "HostConfig": {
+            "NetworkMode": spec.network_mode, "AutoRemove": spec.auto_remove,
+            "PortBindings": {p.key: [{"HostIp": p.host_ip, "HostPort": str(p.host_port)}]
+                             for p in spec.ports},
+            "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,
+            "CpuQuota": lim.cpu_quota, "CpuPeriod": lim.cpu_period, "PidsLimit": lim.pids or None,
+            "Privileged": False, "ReadonlyRootfs": False, "SecurityOpt": None, "CgroupnsMode": "private",
+            "IpcMode": "private", "PidMode": "", "Runtime": "crun", "LogConfig": {"Type": "json-file",
+                                                                                 "Config": {}},
+        },
+        "GraphDriver": {"Name": "overlay2", "Data": {
+            "LowerDir": ":".join(reversed(lowers)), "UpperDir": f"{bundle}/upper",
+            "WorkDir": f"{bundle}/work", "MergedDir": f"{bundle}/rootfs"}},
+        "Mounts": [],
+        "Config": {
+            "Hostname": spec.hostname or c.name, "Domainname": "", "User": "", "AttachStdin": False,
+            "AttachStdout": True, "AttachStderr": True, "Tty": False, "OpenStdin": False,
+            "StdinOnce": False, "Env": spec.env, "Cmd": spec.cmd or cfg.get("Cmd"),
+            "Image": spec.image, "Volumes": None, "WorkingDir": spec.workdir,
+            "Entrypoint": spec.entrypoint or cfg.get("Entrypoint"), "Labels": spec.labels,
+            "ExposedPorts": {key: {} for key in {*spec.exposed, *(p.key for p in spec.ports)}},
+        },
+        "NetworkSettings": {
+            "Bridge": "labbr0", "SandboxID": c.id if c.network.ip else "", "SandboxKey": "",
+            "Ports": _port_map(c), "IPAddress": c.network.ip, "IPPrefixLen": c.network.prefix,
+            "Gateway": c.network.gateway, "MacAddress": c.network.mac,
+            "Networks": {"bridge": _endpoint(c)} if spec.network_mode == "bridge" else {},
+        },
+    }
+
+
+def image_summary(image: Image, containers: int) -> dict[str, Any]:
+    return {
+        "Id": image.id, "ParentId": "", "RepoTags": image.tags or ["<none>:<none>"],
+        "RepoDigests": [], "Created": int(parse_rfc3339(image.created)), "Size": image.size,
+        "SharedSize": -1, "VirtualSize": image.size,
+        "Labels": (image.config.get("config") or {}).get("Labels") or {}, "Containers": containers,
+    }
+
+
+def image_inspect(image: Image, layer_dirs: list[str]) -> dict[str, Any]:
+    cfg = image.config
+    return {
+        "Id": image.id, "RepoTags": image.tags, "RepoDigests": [], "Parent": "", "Comment": "",
+        "Created": image.created, "DockerVersion": "", "Author": cfg.get("author", ""),
+        "Config": cfg.get("config") or {}, "Architecture": cfg.get("architecture", ""),
+        "Os": cfg.get("os", "linux"), "Size": image.size, "VirtualSize": image.size,
+        "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": ":".join(reversed(layer_dirs))}},
+        "RootFS": {"Type": "layers", "Layers": image.diff_ids},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }
+
+
+def version() -> dict[str, Any]:
+    uname = os.uname()
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(uname.machine, uname.machine)
+    return {
+        "Platform": {"Name": "lab-agent"},
+        "Components": [{"Name": "Engine", "Version": ENGINE_VERSION,
+                        "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+                                    "Os": "linux", "Arch": arch, "KernelVersion": uname.release}}],
+        "Version": ENGINE_VERSION, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "lab", "GoVersion": f"python{platform.python_version()}", "Os": "linux",
+        "Arch": arch, "KernelVersion": uname.release, "BuildTime": "",
+    }
+
+
+def info(containers: list[Container], images: int, root: str) -> dict[str, Any]:
+    uname = os.uname()
+    running = sum(c.running for c in containers)
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        mem = 0
+    return {
+        "ID": uname.nodename, "Name": uname.nodename, "Containers": len(containers),
+        "ContainersRunning": running, "ContainersPaused": 0,
+        "ContainersStopped": len(containers) - running, "Images": images,
+        "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "overlayfs"]],
+        "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
+        "PidsLimit": True, "IPv4Forwarding": True, "Debug": False, "NFd": 0, "NGoroutines": 0,
+        "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs", "CgroupVersion": "2", "KernelVersion": uname.release,
+        "OperatingSystem": _os_name(), "OSType": "linux", "OSVersion": "",
+        "Architecture": uname.machine, "NCPU": os.cpu_count() or 1, "MemTotal": mem,
+        "DockerRootDir": root, "ServerVersion": ENGINE_VERSION, "IndexServerAddress": "",
+        "Runtimes": {"crun": {"path": "crun"}}, "DefaultRuntime": "crun",
+        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False,
+                  "Error": "", "RemoteManagers": None},
+        "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
+        "Plugins": {"Volume": [], "Network": ["bridge"], "Authorization": None, "Log": ["json-file"]},
+        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
+        "Labels": [], "ExperimentalBuild": False, "LiveRestoreEnabled": True, "Warnings": [],
+    }
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"

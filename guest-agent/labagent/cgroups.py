@@ -1,0 +1,73 @@
+"""Per-container cgroup v2 parents: ROOT_CG/<id>/{shim,ctr}.
+
+crun puts the container in `<id>/ctr` (limits apply there); the shim moves itself into
+`<id>/shim`, out of the engine's service cgroup, so restarting the engine kills no container.
+memory.events in `<id>` is hierarchical, so it still counts the container's OOM kills after
+crun has removed `ctr`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .fsutil import rmtree
+
+log = logging.getLogger(__name__)
+CONTROLLERS = ("cpu", "memory", "pids")
+
+
+class Cgroups:
+    def __init__(self, fs_root: Path = Path("/sys/fs/cgroup"), group: str = "labagent") -> None:
+        self.fs_root = fs_root
+        self.group = group
+        self.base = fs_root / group
+
+    def setup(self) -> None:
+        """Create the engine's group and enable the controllers down to it."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        self._enable(self.fs_root)
+        self._enable(self.base)
+
+    def _enable(self, path: Path) -> None:
+        for controller in CONTROLLERS:
+            try:
+                with open(path / "cgroup.subtree_control", "w") as handle:
+                    handle.write(f"+{controller}")
+            except OSError as exc:
+                log.debug("cannot enable %s in %s: %s", controller, path, exc)
+
+    def container_path(self, cid: str) -> str:
+        """The OCI cgroupsPath (absolute, relative to the cgroup root)."""
+        return f"/{self.group}/{cid}/ctr"
+
+    def prepare(self, cid: str) -> Path:
+        """Make <id> with controllers enabled and <id>/shim; return the shim's cgroup.procs."""
+        parent = self.base / cid
+        parent.mkdir(exist_ok=True)
+        self._enable(parent)
+        (parent / "shim").mkdir(exist_ok=True)
+        return parent / "shim" / "cgroup.procs"
+
+    def oom_killed(self, cid: str) -> bool:
+        try:
+            text = (self.base / cid / "memory.events").read_text()
+        except OSError:
+            return False
+        counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+        return int(counts.get("oom_kill", "0")) > 0
+
+    def remove(self, cid: str) -> None:
+        """rmdir leaf-first; a cgroup with live processes stays (and is logged)."""
+        parent = self.base / cid
+        if not (self.fs_root / "cgroup.controllers").exists():
+            rmtree(parent)  # not a cgroup2 mount (tests): plain directories
+            return
+        for path in (parent / "shim", parent / "ctr", parent):
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("cannot remove cgroup %s: %s", path, exc)

@@ -1,0 +1,93 @@
+"""The engine: wires stores, runtime and network together, and re-adopts containers at start."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import busybox
+from .cgroups import Cgroups
+from .containers import ContainerStore
+from .execs import Execs
+from .imageload import load_archive
+from .imagestore import ImageStore
+from .layers import Whiteouts
+from .lifecycle import Lifecycle, NetworkLike
+from .network import Network
+from .overlay import Mounter
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Seams:
+    """Everything that touches the kernel, swappable for fakes in tests."""
+
+    runtime: Runtime = field(default_factory=Runtime)
+    network: NetworkLike = field(default_factory=Network)
+    cgroups: Cgroups = field(default_factory=Cgroups)
+    mounter: Mounter = field(default_factory=Mounter)
+    whiteouts: Whiteouts = field(default_factory=Whiteouts)
+    busybox: Path = Path("/bin/busybox")
+    resolv: Path = Path("/etc/resolv.conf")
+
+
+class Engine:
+    def __init__(self, root: Path, seams: Seams | None = None) -> None:
+        self.root = root
+        self.seams = seams or Seams()
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o700)
+        self.images = ImageStore(root, self.seams.whiteouts)
+        self.containers = ContainerStore(root)
+        self.lifecycle = Lifecycle(self.containers, self.images, self.seams.runtime, self.seams.network,
+                                   self.seams.cgroups, self.seams.mounter, self.seams.resolv)
+        self.execs = Execs(self.containers, self.seams.runtime)
+
+    def startup(self) -> None:
+        """Bridge and cgroups first, then busybox, then take back what was running."""
+        self.seams.cgroups.setup()
+        setup = getattr(self.seams.network, "setup", None)
+        if setup:
+            setup()
+        try:
+            if busybox.ensure(self.images, self.seams.busybox):
+                log.info("built busybox:latest from %s", self.seams.busybox)
+        except Exception:
+            log.exception("could not build the busybox image")
+        self.adopt()
+
+    def adopt(self) -> None:
+        """Running records whose shim lives are supervised again; the rest are marked exited."""
+        runtime = self.seams.runtime
+        for container in self.containers.load():
+            self.containers.logfile(container.id)
+            if not container.running:
+                continue
+            if runtime.alive(container.state.shim_pid, container.state.shim_start):
+                log.info("re-adopting running container %s", container.name)
+                self.lifecycle.supervise(container)
+            else:
+                log.info("container %s stopped while the engine was away", container.name)
+                self.lifecycle.on_exit(container.id)
+        try:
+            self.lifecycle.refresh_network()
+        except Exception:
+            log.exception("could not restore port rules")
+
+    def load(self, tarball: Path) -> list[str]:
+        return load_archive(self.images, tarball)
+
+    def images_in_use(self) -> set[str]:
+        return {c.spec.image_id for c in self.containers.all()}
+
+    def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]:
+        return self.images.remove(ref, self.images_in_use(), force)
+
+    def remove_container(self, ref: str, force: bool = False) -> None:
+        container = self.containers.get(ref)
+        self.lifecycle.remove(ref, force)
+        self.execs.forget_container(container.id)

@@ -1,0 +1,114 @@
+"""`docker exec` sessions: created, then run once through `crun exec`, kept for their exit code."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .containers import ContainerStore
+from .errors import BadParameter, Conflict, NotFound
+from .fsutil import new_id
+from .logs import STDERR, STDOUT
+from .runtime import Runtime
+
+Sink = Callable[[int, bytes], None]
+
+
+@dataclass
+class ExecSession:
+    id: str
+    container_id: str
+    cmd: list[str]
+    env: list[str] = field(default_factory=list)
+    workdir: str = ""
+    running: bool = False
+    started: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+
+
+class Execs:
+    def __init__(self, store: ContainerStore, runtime: Runtime) -> None:
+        self.store = store
+        self.runtime = runtime
+        self._sessions: dict[str, ExecSession] = {}
+        self._lock = threading.Lock()
+
+    def create(self, ref: str, cmd: list[str], env: list[str], workdir: str = "") -> ExecSession:
+        container = self.store.get(ref)
+        if not container.running:
+            raise Conflict(f"Container {container.id} is not running")
+        if not cmd or not all(isinstance(a, str) for a in cmd):
+            raise BadParameter("No exec command specified")
+        session = ExecSession(new_id(), container.id, list(cmd), list(env), workdir)
+        with self._lock:
+            self._sessions[session.id] = session
+        return session
+
+    def get(self, exec_id: str) -> ExecSession:
+        with self._lock:
+            session = self._sessions.get(exec_id)
+            if session is None:
+                matches = [s for s in self._sessions.values() if exec_id and s.id.startswith(exec_id)]
+                session = matches[0] if len(matches) == 1 else None
+        if session is None:
+            raise NotFound(f"No such exec instance: {exec_id}")
+        return session
+
+    def start(self, exec_id: str, sink: Sink) -> ExecSession:
+        """Run the session to completion, passing output to sink (which may fail: client gone)."""
+        session = self.get(exec_id)
+        with self._lock:
+            if session.started:
+                raise Conflict(f"Exec {exec_id} has already been started")
+            session.started = session.running = True
+        container = self.store.get(session.container_id)
+        env = container.spec.env + session.env
+        try:
+            proc = self.runtime.exec(container.id, session.cmd, env, session.workdir)
+        except Exception:
+            session.running, session.exit_code = False, 126
+            raise
+        session.pid = proc.pid
+        deliver = _Delivery(sink)
+        sel = selectors.DefaultSelector()
+        assert proc.stdout is not None and proc.stderr is not None
+        sel.register(proc.stdout, selectors.EVENT_READ, STDOUT)
+        sel.register(proc.stderr, selectors.EVENT_READ, STDERR)
+        while sel.get_map():
+            for key, _ in sel.select():
+                data = os.read(key.fd, 65536)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    continue
+                deliver(key.data, data)
+        sel.close()
+        proc.stdout.close()
+        proc.stderr.close()
+        session.exit_code = proc.wait()
+        session.running = False
+        return session
+
+    def forget_container(self, cid: str) -> None:
+        with self._lock:
+            for key in [k for k, s in self._sessions.items() if s.container_id == cid]:
+                del self._sessions[key]
+
+
+class _Delivery:
+    """Pass output on until the client hangs up, then drop it and let the process finish."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.broken = False
+
+    def __call__(self, stream: int, data: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            self.sink(stream, data)
+        except OSError:
+            self.broken = True

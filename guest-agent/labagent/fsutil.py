@@ -1,0 +1,59 @@
+"""Small filesystem and time helpers shared by the stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically: a crash leaves the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def rmtree(path: Path) -> None:
+    """Remove a tree if it exists; overlay whiteouts and odd modes included."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def rfc3339(ts: float | None = None) -> str:
+    """Docker's timestamp format (RFC 3339 with nanoseconds, UTC)."""
+    ts = time.time() if ts is None else ts
+    whole = datetime.fromtimestamp(int(ts), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{int((ts % 1) * 1e9):09d}Z"
+
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def parse_rfc3339(text: str) -> float:
+    """The inverse of rfc3339(), tolerant of fewer fraction digits."""
+    if not text or text.startswith("0001-"):
+        return 0.0
+    base, _, frac = text.rstrip("Z").partition(".")
+    whole = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return whole + (float(f"0.{frac}") if frac else 0.0)
+
+
+def new_id() -> str:
+    """A 64-hex id like Docker's."""
+    return secrets.token_hex(32)

@@ -1,0 +1,314 @@
+"""Container lifecycle: create, start, stop, kill, wait, remove; and what happens on exit.
+
+Every step that builds something (dirs, cgroup, mount, netns, rules) has its undo, run in
+reverse when a later step fails, so a failed create or start leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import addressing, ocispec
+from .cgroups import Cgroups
+from .containers import ContainerStore
+from .errors import Conflict, EngineError, NotModified
+from .fsutil import new_id, rfc3339, rmtree, write_json
+from .imagestore import ImageStore
+from .model import Container, ContainerSpec, ContainerState, NetworkState, PortBinding
+from .nftrules import PortRule
+from .overlay import Mounter
+from .runtime import Runtime
+from .supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+START_TIMEOUT = 60.0
+
+
+class NetworkLike(Protocol):
+    gateway: str
+    prefix: int
+
+    def netns_path(self, cid: str) -> str: ...
+    def attach(self, cid: str, ip: str) -> str: ...
+    def detach(self, cid: str) -> None: ...
+    def publish(self, rules: list[PortRule]) -> None: ...
+    def port_in_use(self, port: int, proto: str, host_ip: str = "") -> bool: ...
+
+
+class ClientGone(Exception):
+    """The HTTP client hung up while we waited on its behalf."""
+
+
+class Lifecycle:
+    def __init__(self, store: ContainerStore, images: ImageStore, runtime: Runtime,
+                 network: NetworkLike, cgroups: Cgroups, mounter: Mounter,
+                 resolv: Path = Path("/etc/resolv.conf")) -> None:
+        self.store, self.images, self.runtime = store, images, runtime
+        self.network, self.cgroups, self.mounter = network, cgroups, mounter
+        self.resolv = resolv
+        self._starting: set[str] = set()
+        self._op_locks: dict[str, threading.Lock] = {}
+
+    def _op(self, cid: str) -> threading.Lock:
+        with self.store.lock:
+            return self._op_locks.setdefault(cid, threading.Lock())
+
+    # create ----------------------------------------------------------------------------
+    def create(self, name: str, spec: ContainerSpec) -> Container:
+        image = self.images.resolve(spec.image)
+        spec.image_id = image.id
+        cid = new_id()
+        container = Container(cid, name or cid[:12], rfc3339(), spec)
+        with self.store.lock:
+            self.store.check_name(container.name)
+            self._check_ports(container)
+            bundle = self.store.bundle(cid)
+            try:
+                for sub in ("upper", "work", "rootfs"):
+                    (bundle / sub).mkdir(parents=True)
+                self._write_files(container, image.config)
+                self.store.add(container)
+            except BaseException:
+                rmtree(bundle)
+                raise
+        self.store.logfile(cid)
+        return container
+
+    def _write_files(self, container: Container, image_config: dict[str, Any]) -> None:
+        bundle = self.store.bundle(container.id)
+        netns = self.network.netns_path(container.id) if container.spec.network_mode == "bridge" else None
+        config = ocispec.build_config(container, image_config, bundle, bundle / "rootfs", netns,
+                                      self.cgroups.container_path(container.id))
+        if not config["process"]["args"]:
+            raise EngineError("No command specified", 400)
+        write_json(bundle / "config.json", config)
+        (bundle / "hostname").write_text(f"{config['hostname']}\n")
+        (bundle / "hosts").write_text(addressing.render_hosts([]))
+        try:
+            host_resolv = self.resolv.read_text()
+        except OSError:
+            host_resolv = ""
+        (bundle / "resolv.conf").write_text(addressing.resolv_conf(host_resolv))
+
+    # ports and addresses ---------------------------------------------------------------
+    def _active(self, exclude: str = "") -> list[Container]:
+        return [c for c in self.store.all() if (c.running or c.id in self._starting) and c.id != exclude]
+
+    def _check_ports(self, container: Container) -> None:
+        """409 when another running container or a node process holds a host port."""
+        taken = {(p.host_port, p.proto): c for c in self._active(container.id) for p in c.spec.ports}
+        seen: set[tuple[int, str]] = set()
+        for port in container.spec.ports:
+            key = (port.host_port, port.proto)
+            if key in taken or key in seen:
+                raise Conflict(f"Bind for {port.host_ip or '0.0.0.0'}:{port.host_port} failed: "
+                               "port is already allocated")
+            if self.network.port_in_use(port.host_port, port.proto, port.host_ip):
+                raise Conflict(f"Bind for {port.host_ip or '0.0.0.0'}:{port.host_port} failed: "
+                               "port is already in use by a process on the node")
+            seen.add(key)
+
+    def _rules(self) -> list[PortRule]:
+        return [PortRule(p.proto, p.host_port, c.network.ip, p.container_port, p.host_ip, c.id)
+                for c in self._active() if c.network.ip for p in c.spec.ports]
+
+    def refresh_network(self) -> None:
+        """Port rules and every running container's /etc/hosts, from the records."""
+        with self.store.lock:
+            active = self._active()
+            entries = [addressing.HostEntry(c.network.ip, c.name, c.id) for c in active]
+            rules = self._rules()
+        self.network.publish(rules)
+        text = addressing.render_hosts(entries)
+        for c in active:
+            # rewritten in place (same inode), so the container's bind mount sees it
+            with contextlib.suppress(OSError), open(self.store.bundle(c.id) / "hosts", "w") as handle:
+                handle.write(text)
+
+    # start -----------------------------------------------------------------------------
+    def start(self, ref: str) -> None:
+        container = self.store.get(ref)
+        with self._op(container.id):
+            if container.running:
+                raise NotModified("container already started")
+            with self.store.lock:
+                self._check_ports(container)
+                if container.spec.network_mode == "bridge":
+                    used = {c.network.ip for c in self._active()}
+                    ip = addressing.allocate_ip(used)
+                    container.network = NetworkState(ip, "", self.network.gateway, self.network.prefix)
+                self._starting.add(container.id)
+            try:
+                self._launch(container)
+            finally:
+                with self.store.lock:
+                    self._starting.discard(container.id)
+            self._await_pid(container)
+
+    def _launch(self, container: Container) -> None:
+        cid, bundle = container.id, self.store.bundle(container.id)
+        undo: list[Callable[[], None]] = []
+        try:
+            procs = self.cgroups.prepare(cid)
+            undo.append(lambda: self.cgroups.remove(cid))
+            image = self.images.resolve(container.spec.image_id)
+            self.mounter.mount(self.images.layer_dirs(image), bundle / "upper", bundle / "work",
+                               bundle / "rootfs")
+            undo.append(lambda: self.mounter.unmount(bundle / "rootfs"))
+            if container.network.ip:
+                undo.append(lambda: self.network.detach(cid))
+                container.network.mac = self.network.attach(cid, container.network.ip)
+            undo.append(self.refresh_network)
+            self.refresh_network()
+            shim = self.runtime.launch(cid, bundle, procs)
+        except BaseException:
+            container.network = NetworkState()
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:
+                    log.exception("rollback step failed for %s", cid[:12])
+            raise
+        with self.store.lock:
+            container.state = ContainerState(
+                status="running", shim_pid=shim.pid, shim_start=shim.start, started_at=rfc3339(),
+                exits=container.state.exits)
+            self.store.save(container)
+        self.supervise(container)
+
+    def supervise(self, container: Container) -> None:
+        cid = container.id
+        fifos = self.runtime.fifos(self.store.bundle(cid))
+        Supervisor(cid, container.state.shim_pid, fifos, self.store.logfile(cid),
+                   lambda: self.on_exit(cid)).start()
+
+    def _await_pid(self, container: Container) -> None:
+        """Return once crun wrote the pid file; raise if the shim died before that."""
+        bundle, run = self.store.bundle(container.id), container.state.exits
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            pid = self.runtime.read_pid(bundle)
+            with self.store.changed:
+                if pid and container.state.exits == run:
+                    container.state.pid = pid
+                    self.store.save(container)
+                    return
+                if container.state.exits != run:
+                    if pid:
+                        return  # it ran and already finished
+                    message = self.runtime.failure(bundle) or "the container exited before it started"
+                    container.state.error = message
+                    self.store.save(container)
+                    raise EngineError(message, 400 if "not found" in message else 500)
+                self.store.changed.wait(0.005)
+        raise EngineError("timed out waiting for the runtime to start the container")
+
+    # exit ------------------------------------------------------------------------------
+    def on_exit(self, cid: str) -> None:
+        """Called by the supervisor once the shim is gone and the logs are drained."""
+        if not self.store.exists(cid):
+            return
+        container = self.store.get(cid)
+        bundle = self.store.bundle(cid)
+        code = self.runtime.exit_code(bundle)
+        oom = self.cgroups.oom_killed(cid)
+        self.runtime.reap(container.state.shim_pid)
+        self.runtime.delete(cid)
+        with self.store.lock:  # still "running" until cleaned up, so no start can interleave
+            ip = container.network.ip
+            container.network = NetworkState()
+        for step in (lambda: self.network.detach(cid) if ip else None,
+                     lambda: self.mounter.unmount(bundle / "rootfs"),
+                     lambda: self.cgroups.remove(cid), self.refresh_network):
+            try:
+                step()
+            except Exception:
+                log.exception("cleanup after exit of %s failed", cid[:12])
+        with self.store.changed:
+            state = container.state
+            state.status = "exited"
+            state.exit_code = 255 if code is None else code
+            state.oom_killed, state.pid, state.finished_at = oom, 0, rfc3339()
+            if code is None and not state.error:
+                state.error = "the container's exit status was lost (engine or node restarted)"
+            state.exits += 1
+            self.store.save(container)
+        self.store.logfile(cid).poke()
+        if container.spec.auto_remove:
+            threading.Thread(target=self._auto_remove, args=(cid,), daemon=True).start()
+
+    def _auto_remove(self, cid: str) -> None:
+        with contextlib.suppress(EngineError):
+            self.remove(cid, force=True)
+
+    # stop, kill, wait, remove ----------------------------------------------------------
+    def kill(self, ref: str, sig: int = signal.SIGKILL) -> None:
+        container = self.store.get(ref)
+        if not container.running:
+            raise Conflict(f"Container {container.id} is not running")
+        self.runtime.kill(container.id, sig)
+
+    def stop(self, ref: str, timeout: float = 10) -> None:
+        container = self.store.get(ref)
+        if not container.running:
+            raise NotModified("container already stopped")
+        run = container.state.exits
+        with contextlib.suppress(Conflict):
+            self.runtime.kill(container.id, signal.SIGTERM)
+        if not self._wait_exit(container, run, timeout):
+            with contextlib.suppress(Conflict):
+                self.runtime.kill(container.id, signal.SIGKILL)
+            self._wait_exit(container, run, 30)
+
+    def _wait_exit(self, container: Container, run: int, timeout: float) -> bool:
+        with self.store.changed:
+            return self.store.changed.wait_for(lambda: container.state.exits != run, timeout)
+
+    def wait(self, container: Container, condition: str = "not-running",
+             gone: Callable[[], bool] = lambda: False) -> Container:
+        """Block as Docker's /wait does; `gone` lets a hung-up client end the wait."""
+        run = container.state.exits
+
+        def done() -> bool:
+            if condition == "removed":
+                return not self.store.exists(container.id)
+            if condition == "next-exit":
+                return container.state.exits != run
+            return not container.running and container.id not in self._starting
+
+        with self.store.changed:
+            while not done():
+                self.store.changed.wait(1.0)
+                if not done() and gone():
+                    raise ClientGone()
+        return container
+
+    def remove(self, ref: str, force: bool = False) -> None:
+        container = self.store.get(ref)
+        if container.running:
+            if not force:
+                raise Conflict(f'cannot remove container "/{container.name}": container is running: '
+                               "stop the container before removing or force remove")
+            run = container.state.exits
+            with contextlib.suppress(Conflict):
+                self.runtime.kill(container.id, signal.SIGKILL)
+            self._wait_exit(container, run, 30)
+        with self._op(container.id):
+            bundle = self.store.bundle(container.id)
+            with contextlib.suppress(EngineError):
+                self.mounter.unmount(bundle / "rootfs")
+            self.cgroups.remove(container.id)
+            self.store.drop(container.id)
+            rmtree(bundle)
+        with self.store.lock:
+            self._op_locks.pop(container.id, None)
+
+    def ports_of(self, container: Container) -> list[PortBinding]:
+        return container.spec.ports

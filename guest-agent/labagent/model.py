@@ -1,0 +1,153 @@
+"""The engine's records: what a container is, as stored on disk and shown by the API."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import BadParameter
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+STATUSES = ("created", "running", "exited", "dead")
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    """One `-p HOST:CTR[/proto]` publication."""
+
+    container_port: int
+    host_port: int
+    proto: str = "tcp"
+    host_ip: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.container_port}/{self.proto}"
+
+
+@dataclass
+class Limits:
+    """cgroup v2 limits, in the units the OCI spec wants."""
+
+    memory: int = 0  # bytes, 0 = unlimited
+    cpu_quota: int = 0  # microseconds per period, 0 = unlimited
+    cpu_period: int = 0
+    nano_cpus: int = 0
+    pids: int = 0  # 0 = unlimited
+
+
+@dataclass
+class ContainerSpec:
+    """What the user asked for at create time; never changes afterwards."""
+
+    image: str
+    image_id: str
+    cmd: list[str] = field(default_factory=list)
+    entrypoint: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    workdir: str = ""
+    hostname: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    exposed: list[str] = field(default_factory=list)
+    ports: list[PortBinding] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    network_mode: str = "bridge"
+    auto_remove: bool = False
+
+    @property
+    def argv(self) -> list[str]:
+        return [*self.entrypoint, *self.cmd]
+
+
+@dataclass
+class ContainerState:
+    """The lifecycle as Docker reports it in `State`."""
+
+    status: str = "created"
+    pid: int = 0
+    shim_pid: int = 0
+    shim_start: int = 0  # /proc/PID/stat start time, so a recycled pid is not mistaken for ours
+    exit_code: int = 0
+    oom_killed: bool = False
+    error: str = ""
+    started_at: str = "0001-01-01T00:00:00Z"
+    finished_at: str = "0001-01-01T00:00:00Z"
+    exits: int = 0  # how many times it has exited, for wait?condition=next-exit
+
+
+@dataclass
+class NetworkState:
+    ip: str = ""
+    mac: str = ""
+    gateway: str = ""
+    prefix: int = 0
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    created: str
+    spec: ContainerSpec
+    state: ContainerState = field(default_factory=ContainerState)
+    network: NetworkState = field(default_factory=NetworkState)
+
+    @property
+    def running(self) -> bool:
+        return self.state.status == "running"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Container:
+        spec = dict(data["spec"])
+        spec["ports"] = [PortBinding(**p) for p in spec.get("ports", [])]
+        spec["limits"] = Limits(**spec.get("limits", {}))
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            created=data["created"],
+            spec=ContainerSpec(**spec),
+            state=ContainerState(**data.get("state", {})),
+            network=NetworkState(**data.get("network", {})),
+        )
+
+
+def check_name(name: str) -> str:
+    """Docker's container-name rule; a leading slash is accepted and dropped."""
+    name = name.lstrip("/")
+    if not NAME_RE.match(name):
+        raise BadParameter(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+    return name
+
+
+def parse_publish(text: str) -> PortBinding:
+    """`[IP:]HOST:CTR[/proto]` as `docker run -p` takes it (CLI side)."""
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    parts = spec.rsplit(":", 2)
+    if len(parts) == 2:
+        host_ip, (host, ctr) = "", parts
+    elif len(parts) == 3:
+        host_ip, host, ctr = parts
+    else:
+        raise BadParameter(f"invalid publish spec {text!r}: want HOST:CONTAINER[/tcp|udp]")
+    return PortBinding(check_port(ctr), check_port(host), check_proto(proto), host_ip)
+
+
+def check_port(value: str | int) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise BadParameter(f"invalid port {value!r}") from None
+    if not 0 < port < 65536:
+        raise BadParameter(f"invalid port {value!r}: must be 1-65535")
+    return port
+
+
+def check_proto(proto: str) -> str:
+    if proto not in ("tcp", "udp"):
+        raise BadParameter(f"invalid protocol {proto!r}: want tcp or udp")
+    return proto

@@ -1,0 +1,88 @@
+"""The whole `ip labagent` nftables table as libnftables JSON, rebuilt from state each time.
+
+Replacing the table in one transaction (add, delete, add) keeps the rules equal to the
+engine's records, with no per-rule handles to track across restarts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .addressing import BRIDGE, SUBNET
+
+FAMILY, TABLE = "ip", "labagent"
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """Traffic to the node on host_port/proto goes to ip:port in a container."""
+
+    proto: str
+    host_port: int
+    ip: str
+    port: int
+    host_ip: str = ""
+    cid: str = ""
+
+
+def _match(left: Any, right: Any, op: str = "==") -> dict[str, Any]:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _rule(chain: str, expr: list[dict[str, Any]], comment: str = "") -> dict[str, Any]:
+    rule: dict[str, Any] = {"family": FAMILY, "table": TABLE, "chain": chain, "expr": expr}
+    if comment:
+        rule["comment"] = comment
+    return {"add": {"rule": rule}}
+
+
+def _chain(name: str, hook: str, prio: int) -> dict[str, Any]:
+    return {"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": "nat",
+                              "hook": hook, "prio": prio, "policy": "accept"}}}
+
+
+def _dnat(chain: str, rule: PortRule) -> dict[str, Any]:
+    if rule.host_ip and rule.host_ip != "0.0.0.0":
+        dest = _match({"payload": {"protocol": "ip", "field": "daddr"}}, rule.host_ip)
+    else:  # any address of the node itself, link addresses included
+        dest = _match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
+    return _rule(chain, [
+        dest,
+        _match({"payload": {"protocol": rule.proto, "field": "dport"}}, rule.host_port),
+        {"dnat": {"addr": rule.ip, "port": rule.port}},
+    ], rule.cid[:12])
+
+
+def ruleset(rules: list[PortRule], bridge: str = BRIDGE, subnet: str = str(SUBNET)) -> dict[str, Any]:
+    table = {"table": {"family": FAMILY, "name": TABLE}}
+    net, _, plen = subnet.partition("/")
+    saddr = {"payload": {"protocol": "ip", "field": "saddr"}}
+    oifname = {"meta": {"key": "oifname"}}
+    commands: list[dict[str, Any]] = [
+        {"add": table}, {"delete": table}, {"add": table},
+        _chain("prerouting", "prerouting", -100),
+        _chain("output", "output", -100),
+        _chain("postrouting", "postrouting", 100),
+    ]
+    for rule in rules:
+        commands += [_dnat("prerouting", rule), _dnat("output", rule)]
+    masq = {"masquerade": None}
+    commands += [
+        # containers reaching beyond the bridge leave with the node's address
+        _rule("postrouting", [_match(saddr, {"prefix": {"addr": net, "len": int(plen)}}),
+                              _match(oifname, bridge, "!="), masq]),
+        # a container reaching a sibling through a published port (hairpin)
+        _rule("postrouting", [_match(saddr, {"prefix": {"addr": net, "len": int(plen)}}),
+                              _match({"ct": {"key": "status"}}, "dnat", "in"),
+                              _match(oifname, bridge), masq]),
+        # the node's own 127.0.0.1:PORT (needs route_localnet on the bridge)
+        _rule("postrouting", [_match(saddr, {"prefix": {"addr": "127.0.0.0", "len": 8}}),
+                              _match(oifname, bridge), masq]),
+    ]
+    return {"nftables": commands}
+
+
+def teardown() -> dict[str, Any]:
+    table = {"table": {"family": FAMILY, "name": TABLE}}
+    return {"nftables": [{"add": table}, {"delete": table}]}

@@ -1,0 +1,113 @@
+"""Turn a container record into an OCI runtime config.json for crun."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import security
+from .model import Container, Limits
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CPU_PERIOD = 100_000
+
+
+def merge_env(image_env: list[str], env: list[str]) -> list[str]:
+    """Image env first, container env overriding by name; PATH always present."""
+    merged: dict[str, str] = {}
+    for item in [DEFAULT_PATH, *image_env, *env]:
+        key, _, _ = item.partition("=")
+        merged[key] = item
+    return list(merged.values())
+
+
+def resources(limits: Limits) -> dict[str, Any]:
+    """linux.resources for cgroup v2: memory (no swap), CPU quota, pids, devices."""
+    res: dict[str, Any] = {"devices": security.device_rules()}
+    if limits.memory:
+        res["memory"] = {"limit": limits.memory, "swap": limits.memory}
+    quota, period = cpu_quota(limits)
+    if quota:
+        res["cpu"] = {"quota": quota, "period": period}
+    if limits.pids > 0:
+        res["pids"] = {"limit": limits.pids}
+    return res
+
+
+def cpu_quota(limits: Limits) -> tuple[int, int]:
+    """NanoCpus or CpuQuota/CpuPeriod as the (quota, period) pair cpu.max wants."""
+    if limits.nano_cpus:
+        return limits.nano_cpus * CPU_PERIOD // 1_000_000_000, CPU_PERIOD
+    if limits.cpu_quota > 0:
+        return limits.cpu_quota, limits.cpu_period or CPU_PERIOD
+    return 0, 0
+
+
+def _mounts(bundle: Path) -> list[dict[str, Any]]:
+    nosuid = ["nosuid", "noexec", "nodev"]
+    files = [
+        {"destination": f"/etc/{name}", "type": "bind", "source": str(bundle / name),
+         "options": ["rbind", "rprivate"]}
+        for name in ("hosts", "hostname", "resolv.conf")
+    ]
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": nosuid},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": [*nosuid, "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": nosuid},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": [*nosuid, "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": [*nosuid, "relatime", "ro"]},
+        *files,
+    ]
+
+
+def build_config(
+    container: Container,
+    image_config: dict[str, Any],
+    bundle: Path,
+    rootfs: Path,
+    netns_path: str | None,
+    cgroups_path: str,
+) -> dict[str, Any]:
+    """The full config.json; the caller has already resolved the image and limits."""
+    spec = container.spec
+    img = image_config.get("config") or {}
+    entrypoint = spec.entrypoint or list(img.get("Entrypoint") or [])
+    cmd = spec.cmd or ([] if spec.entrypoint else list(img.get("Cmd") or []))
+    args = [*entrypoint, *cmd]
+    namespaces: list[dict[str, str]] = [
+        {"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")
+    ]
+    net: dict[str, str] = {"type": "network"}
+    if netns_path:
+        net["path"] = netns_path
+    namespaces.insert(1, net)
+    return {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": merge_env(list(img.get("Env") or []), spec.env),
+            "cwd": spec.workdir or img.get("WorkingDir") or "/",
+            "capabilities": security.capabilities(),
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": str(rootfs), "readonly": False},
+        "hostname": spec.hostname or container.name,
+        "mounts": _mounts(bundle),
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": cgroups_path,
+            "resources": resources(spec.limits),
+            "maskedPaths": list(security.MASKED_PATHS),
+            "readonlyPaths": list(security.READONLY_PATHS),
+            "seccomp": security.seccomp_profile(),
+        },
+    }

@@ -1,0 +1,142 @@
+"""crun, driven through a tiny /bin/sh shim per container.
+
+The shim is `sh -c '...; crun run ...; echo $? > exitcode'`: crun runs in the foreground as
+the container's parent, and the shell records the exit code on disk. Neither needs the
+engine, so a container survives an engine restart with its exit code intact. The
+container's stdout/stderr are FIFOs opened read-write by the shim, so a write never fails
+(EPIPE) while the engine is away; the engine's pump reopens them when it comes back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BadParameter, Conflict, EngineError
+
+SHIM = 'echo $$ > "$1" 2>/dev/null; shift; exitfile=$1; shift; "$@"; echo $? > "$exitfile"'
+
+
+@dataclass(frozen=True)
+class Shim:
+    pid: int
+    start: int
+
+
+def proc_start_time(pid: int) -> int:
+    """Field 22 of /proc/PID/stat: tells a live process from a recycled pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
+    """"SIGTERM", "TERM", "15" -> 15."""
+    if value in (None, ""):
+        return int(default)
+    text = str(value).upper()
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(signal.Signals(text if text.startswith("SIG") else f"SIG{text}"))
+    except ValueError:
+        raise BadParameter(f"invalid signal: {value}") from None
+
+
+class Runtime:
+    def __init__(self, crun: str = "crun", state_dir: Path = Path("/run/lab-agent/crun"),
+                 shell: str = "/bin/sh") -> None:
+        self.crun = crun
+        self.state_dir = state_dir
+        self.shell = shell
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _base(self) -> list[str]:
+        return [self.crun, "--root", str(self.state_dir)]
+
+    @staticmethod
+    def fifos(bundle: Path) -> tuple[Path, Path]:
+        return bundle / "stdout.fifo", bundle / "stderr.fifo"
+
+    def launch(self, cid: str, bundle: Path, cgroup_procs: Path) -> Shim:
+        """Start `crun run` under the shim; returns at once (see wait for the pid file)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("init.pid", "exitcode", "crun.log"):
+            with contextlib.suppress(FileNotFoundError):
+                (bundle / name).unlink()
+        fds = []
+        for fifo in self.fifos(bundle):
+            if not fifo.exists():
+                os.mkfifo(fifo, 0o600)
+            fds.append(os.open(fifo, os.O_RDWR))
+        argv = [self.shell, "-c", SHIM, "lab-shim", str(cgroup_procs), str(bundle / "exitcode"),
+                *self._base(), "--log", str(bundle / "crun.log"), "run", "--bundle", str(bundle),
+                "--pid-file", str(bundle / "init.pid"), cid]
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fds[0], stderr=fds[1],
+                                    start_new_session=True, close_fds=True, cwd=bundle)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self._children[proc.pid] = proc
+        return Shim(proc.pid, proc_start_time(proc.pid))
+
+    def alive(self, pid: int, start: int) -> bool:
+        return pid > 0 and proc_start_time(pid) == start != 0
+
+    def reap(self, pid: int) -> None:
+        proc = self._children.pop(pid, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+    @staticmethod
+    def read_pid(bundle: Path) -> int:
+        try:
+            return int((bundle / "init.pid").read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    @staticmethod
+    def exit_code(bundle: Path) -> int | None:
+        try:
+            return int((bundle / "exitcode").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def failure(bundle: Path) -> str:
+        """crun's own last error line, for a start that never reached the process."""
+        try:
+            lines = [ln.strip() for ln in (bundle / "crun.log").read_text().splitlines() if ln.strip()]
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+    def kill(self, cid: str, sig: int) -> None:
+        result = subprocess.run([*self._base(), "kill", cid, str(sig)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise Conflict(f"cannot kill container {cid}: {result.stderr.strip() or 'not running'}")
+
+    def delete(self, cid: str) -> None:
+        """Forget crun's state for a container whose process is gone (best effort)."""
+        subprocess.run([*self._base(), "delete", "--force", cid], capture_output=True)
+
+    def exec(self, cid: str, args: list[str], env: list[str], cwd: str) -> subprocess.Popen[bytes]:
+        """`crun exec` without a TTY; the caller pumps stdout and stderr."""
+        argv = [*self._base(), "exec", "--no-new-privs"]
+        for item in env:
+            argv += ["--env", item]
+        if cwd:
+            argv += ["--cwd", cwd]
+        try:
+            return subprocess.Popen([*argv, cid, *args], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise EngineError(f"cannot run {self.crun}: {exc}") from None

@@ -1,0 +1,62 @@
+"""`python3 -m labagent.server`: the engine daemon on a root-only unix socket."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .api.http import Server
+from .engine import Engine, Seams
+from .runtime import Runtime
+
+log = logging.getLogger("labagent")
+
+
+def serve(socket_path: Path, engine: Engine) -> Server:
+    """Bind the socket with mode 0600 (no window where others could connect)."""
+    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(socket_path.parent, 0o700 if socket_path.parent != Path("/run") else 0o755)
+    if socket_path.exists() or socket_path.is_symlink():
+        socket_path.unlink()
+    old = os.umask(0o177)
+    try:
+        server = Server(str(socket_path), engine)
+    finally:
+        os.umask(old)
+    os.chmod(socket_path, 0o600)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="labagent.server", description=__doc__)
+    parser.add_argument("--socket", default="/run/lab-agent/engine.sock", type=Path)
+    parser.add_argument("--root", default="/var/lib/lab-agent", type=Path)
+    parser.add_argument("--crun", default="crun")
+    parser.add_argument("--crun-root", default="/run/lab-agent/crun", type=Path)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    engine = Engine(args.root, Seams(runtime=Runtime(args.crun, args.crun_root)))
+    engine.startup()
+    server = serve(args.socket, engine)
+
+    def stop(signum: int, frame: object) -> None:
+        log.info("signal %d: stopping the API (containers keep running)", signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("serving the engine API on %s (root %s)", args.socket, args.root)
+    server.serve_forever()
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

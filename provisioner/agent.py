@@ -1,0 +1,96 @@
+"""Deploying the guest agent (the container engine) into a node over SSH with fabric."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shlex
+import tarfile
+import time
+from functools import lru_cache
+
+from fabric import Connection
+
+from .errors import RemoteError
+from .labfile import ContainerSpec
+from .paths import GUEST_AGENT_DIR
+from .templating import render
+
+AGENT_DIR = "/opt/lab-agent"
+SOCKET = "/run/lab-agent/engine.sock"
+STATE_ROOT = "/var/lib/lab-agent"
+PING = (
+    f"printf 'GET /_ping HTTP/1.0\\r\\n\\r\\n' | sudo -n socat -t 5 - UNIX-CONNECT:{SOCKET} "
+    "2>/dev/null | tail -n 1"
+)
+
+
+@lru_cache(maxsize=1)
+def agent_archive() -> tuple[bytes, str]:
+    """guest-agent/ as a tar.gz, with a version derived from its content."""
+    buffer = io.BytesIO()
+    digest = hashlib.sha256()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in sorted(GUEST_AGENT_DIR.rglob("*")):
+            if "__pycache__" in path.parts or not path.is_file():
+                continue
+            name = str(path.relative_to(GUEST_AGENT_DIR))
+            data = path.read_bytes()
+            digest.update(name.encode() + b"\0" + data)
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue(), digest.hexdigest()[:16]
+
+
+def upload(connection: Connection) -> None:
+    """Send the agent and its unit; the install step runs later, with sudo."""
+    archive, version = agent_archive()
+    context = {"agent_dir": AGENT_DIR, "socket": SOCKET, "state_root": STATE_ROOT}
+    connection.put(io.BytesIO(archive), "/tmp/lab-agent.tar.gz")
+    connection.put(io.BytesIO(render("lab-agent.service.j2", **context).encode()), "/tmp/lab-agent.service")
+    connection.put(io.BytesIO(render("labctl.sh.j2", **context).encode()), "/tmp/labctl")
+    script = render(
+        "agent-install.sh.j2", version=version, archive="/tmp/lab-agent.tar.gz",
+        unit_upload="/tmp/lab-agent.service", labctl_upload="/tmp/labctl", **context,
+    )
+    connection.put(io.BytesIO(script.encode()), "/tmp/lab-agent-install.sh")
+
+
+def install(connection: Connection, node: str) -> None:
+    result = connection.run("sudo -n sh /tmp/lab-agent-install.sh", hide=True, warn=True, in_stream=False)
+    if result.exited != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RemoteError(f"node {node}: installing the guest agent failed: {detail[0]}")
+
+
+def wait_until_answering(connection: Connection, node: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = connection.run(PING, hide=True, warn=True, in_stream=False)
+        if result.stdout.strip() == "OK":
+            return
+        time.sleep(1.0)
+    journal = connection.run(
+        "sudo -n journalctl -u lab-agent --no-pager -n 5 -o cat", hide=True, warn=True, in_stream=False
+    ).stdout.strip().replace("\n", " | ")
+    raise RemoteError(f"node {node}: the guest agent did not answer on {SOCKET} in {timeout:.0f} s: {journal}")
+
+
+def deploy(connection: Connection, node: str) -> None:
+    upload(connection)
+    install(connection, node)
+    wait_until_answering(connection, node)
+
+
+def start_container_command(name: str, spec: ContainerSpec) -> str:
+    """A `labctl run -d` line for a container declared in the lab file."""
+    words = ["labctl", "run", "-d", "--name", name]
+    for mapping in spec.publish:
+        words += ["-p", mapping]
+    for key, value in spec.env.items():
+        words += ["-e", f"{key}={value}"]
+    for option, value in (("--memory", spec.memory), ("--cpus", spec.cpus), ("--pids-limit", spec.pids_limit)):
+        if value is not None:
+            words += [option, str(value)]
+    return shlex.join([*words, spec.image, *spec.command])

@@ -1,0 +1,171 @@
+"""Fixtures: an engine with fake kernel seams, served on a real unix socket in tmp_path."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+AGENT = Path(__file__).resolve().parents[3] / "guest-agent"
+sys.path.insert(0, str(AGENT))
+
+from labagent.cgroups import Cgroups  # noqa: E402
+from labagent.client import Client  # noqa: E402
+from labagent.engine import Engine, Seams  # noqa: E402
+from labagent.nftrules import PortRule  # noqa: E402
+from labagent.runtime import Runtime  # noqa: E402
+from labagent.server import serve  # noqa: E402
+
+
+class FakeNetwork:
+    """Records what the engine asks of the network; fails on demand."""
+
+    gateway = "172.31.0.1"
+    prefix = 24
+
+    def __init__(self) -> None:
+        self.attached: dict[str, str] = {}
+        self.rules: list[PortRule] = []
+        self.busy_ports: set[int] = set()
+        self.fail_attach = False
+
+    def netns_path(self, cid: str) -> str:
+        return f"/run/netns/lab-{cid[:12]}"
+
+    def attach(self, cid: str, ip: str) -> str:
+        if self.fail_attach:
+            raise RuntimeError("veth creation failed")
+        self.attached[cid] = ip
+        return "02:42:ac:1f:00:02"
+
+    def detach(self, cid: str) -> None:
+        self.attached.pop(cid, None)
+
+    def publish(self, rules: list[PortRule]) -> None:
+        self.rules = list(rules)
+
+    def port_in_use(self, port: int, proto: str, host_ip: str = "") -> bool:
+        return port in self.busy_ports
+
+
+class FakeMounter:
+    def __init__(self) -> None:
+        self.mounted: set[Path] = set()
+
+    def mount(self, lowers: list[Path], upper: Path, work: Path, merged: Path) -> None:
+        assert all(p.is_dir() for p in lowers)
+        self.mounted.add(merged)
+
+    def unmount(self, merged: Path) -> None:
+        self.mounted.discard(merged)
+
+    def is_mounted(self, merged: Path) -> bool:
+        return merged in self.mounted
+
+
+class RecordingWhiteouts:
+    def __init__(self) -> None:
+        self.whiteouts: list[Path] = []
+        self.opaques: list[Path] = []
+
+    def whiteout(self, path: Path) -> None:
+        self.whiteouts.append(path)
+
+    def opaque(self, path: Path) -> None:
+        self.opaques.append(path)
+
+
+def tar_bytes(files: dict[str, bytes | None]) -> bytes:
+    """A tar with regular files (bytes) and directories (None)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def sha(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def docker_save(layers: list[bytes], tags: list[str], cmd: list[str] | None = None) -> bytes:
+    """A docker-save tarball: manifest.json, <hex>.json config, <dir>/layer.tar."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+                         "config": {"Cmd": cmd or ["sh"], "Env": ["FROM_IMAGE=1"]},
+                         "rootfs": {"type": "layers", "diff_ids": [sha(layer) for layer in layers]}}).encode()
+    files: dict[str, bytes | None] = {f"{sha(config)[7:]}.json": config}
+    names = []
+    for layer in layers:
+        names.append(f"{sha(layer)[7:]}/layer.tar")
+        files[names[-1]] = layer
+    files["manifest.json"] = json.dumps([{"Config": f"{sha(config)[7:]}.json", "RepoTags": tags,
+                                          "Layers": names}]).encode()
+    return tar_bytes(files)
+
+
+@pytest.fixture
+def fake_busybox(tmp_path: Path) -> Path:
+    path = tmp_path / "busybox"
+    path.write_text("#!/bin/sh\necho sh; echo ls; echo cat; echo busybox\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def seams(tmp_path: Path, fake_busybox: Path) -> Seams:
+    crun = tmp_path / "crun"
+    crun.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+                    "import fakecrun\nsys.exit(fakecrun.main(sys.argv[1:]))\n")
+    crun.chmod(0o755)
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.53\nnameserver 10.0.2.3\n")
+    return Seams(runtime=Runtime(str(crun), tmp_path / "crun-state"), network=FakeNetwork(),
+                 cgroups=Cgroups(tmp_path / "cgroup"), mounter=FakeMounter(),
+                 whiteouts=RecordingWhiteouts(), busybox=fake_busybox, resolv=resolv)
+
+
+@pytest.fixture
+def engine(tmp_path: Path, seams: Seams) -> Engine:
+    eng = Engine(tmp_path / "root", seams)
+    eng.startup()
+    return eng
+
+
+@pytest.fixture
+def client(tmp_path: Path, engine: Engine) -> Iterator[Client]:
+    sock = tmp_path / "run" / "engine.sock"
+    server = serve(sock, engine)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Client(str(sock))
+    server.shutdown()
+    server.server_close()
+    for c in engine.containers.running():
+        try:
+            engine.lifecycle.remove(c.id, force=True)
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def can_mknod(tmp_path: Path) -> bool:
+    try:
+        os.mknod(tmp_path / "probe", 0o020000, os.makedev(0, 0))
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,77 @@
+"""A stand-in for crun on the host: runs the container's process without namespaces.
+
+It understands just what labagent.runtime calls: run, kill, exec, delete. State lives in
+--root as one file per container holding the process pid.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+
+def main(args: list[str]) -> int:
+    root = log = ""
+    while args and args[0].startswith("--"):
+        opt, value = args.pop(0), args.pop(0)
+        if opt == "--root":
+            root = value
+        elif opt == "--log":
+            log = value
+    os.makedirs(root, exist_ok=True)
+    verb = args.pop(0)
+    opts: dict[str, list[str]] = {}
+    while args and args[0].startswith("--"):
+        opt = args.pop(0)
+        if opt in ("--no-new-privs", "--force"):
+            opts[opt] = []
+        else:
+            opts.setdefault(opt, []).append(args.pop(0))
+    cid = args.pop(0)
+    state = os.path.join(root, cid)
+    if verb == "run":
+        bundle = opts["--bundle"][0]
+        with open(os.path.join(bundle, "config.json")) as handle:
+            config = json.load(handle)
+        argv = config["process"]["args"]
+        if not any(os.access(os.path.join(d, argv[0]), os.X_OK) for d in os.environ["PATH"].split(":")):
+            with open(log, "a") as handle:
+                handle.write(f"executable file `{argv[0]}` not found in $PATH\n")
+            return 127
+        env = dict(item.split("=", 1) for item in config["process"]["env"])
+        env["PATH"] = os.environ["PATH"]
+        env["HOSTNAME"] = config["hostname"]
+        proc = subprocess.Popen(argv, env=env)
+        with open(state, "w") as handle:
+            handle.write(str(proc.pid))
+        with open(opts["--pid-file"][0], "w") as handle:
+            handle.write(str(proc.pid))
+        signal.signal(signal.SIGTERM, lambda s, f: proc.send_signal(s))
+        code = proc.wait()
+        os.unlink(state)
+        return code if code >= 0 else 128 - code
+    if verb == "kill":
+        try:
+            with open(state) as handle:
+                os.kill(int(handle.read()), int(args[0]))
+        except (OSError, ValueError):
+            print(f"container `{cid}` is not running", file=sys.stderr)
+            return 1
+        return 0
+    if verb == "exec":
+        if not os.path.exists(state):
+            print(f"container `{cid}` is not running", file=sys.stderr)
+            return 1
+        env = dict(item.split("=", 1) for item in opts.get("--env", []))
+        env["PATH"] = os.environ["PATH"]
+        os.execvpe(args[0], args, env)
+    if verb == "delete":
+        if os.path.exists(state):
+            os.unlink(state)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
