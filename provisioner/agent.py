@@ -90,7 +90,10 @@ def start_container_command(name: str, spec: ContainerSpec) -> str:
         words += ["-p", mapping]
     for key, value in spec.env.items():
         words += ["-e", f"{key}={value}"]
-    for option, value in (("--memory", spec.memory), ("--cpus", spec.cpus), ("--pids-limit", spec.pids_limit)):
-        if value is not None:
-            words += [option, str(value)]
+    limits: tuple[tuple[str, object], ...] = (
+        ("--memory", spec.memory), ("--cpus", spec.cpus), ("--pids-limit", spec.pids_limit)
+    )
+    for option, limit in limits:
+        if limit is not None:
+            words += [option, str(limit)]
     return shlex.join([*words, spec.image, *spec.command])

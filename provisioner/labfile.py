@@ -43,6 +43,8 @@ class Strict(BaseModel):
 class ContainerSpec(Strict):
     """A container the guest agent starts once the node is up."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     image: str
     command: list[str] = []
     publish: list[str] = []

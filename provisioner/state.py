@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from .errors import LabBusyError, LabExistsError, LabNotFoundError
+from .labfile import ContainerSpec
 from .paths import state_dir
 
 LEDGER = "ledger.json"
@@ -36,6 +37,7 @@ class NodeRecord(BaseModel):
     image: str
     link_ports: dict[str, tuple[int, int]] = {}  # ifname -> (local, remote) UDP ports
     addresses: dict[str, str] = {}  # ifname -> address/prefix
+    containers: dict[str, ContainerSpec] = {}
     pid: int | None = None
     timings: dict[str, float] = {}
 

@@ -6,6 +6,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from fabric import Connection
+
+from .. import agent
 from ..errors import BootError, LabError
 from ..hypervisor.domain import qemu_pids
 from ..progress import Reporter
@@ -22,12 +25,12 @@ def bring_up(
     reporter: Reporter,
     timeout: float = DEFAULT_TIMEOUT,
     parallel: int = 4,
-    start: bool = True,
+    first_boot: bool = False,
 ) -> None:
     """Boot each node and wait until it is ready; the first failure is raised."""
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(names)))) as pool:
         futures = [
-            pool.submit(_bring_up_one, session, session.ledger.nodes[name], reporter, timeout, start)
+            pool.submit(_bring_up_one, session, session.ledger.nodes[name], reporter, timeout, first_boot)
             for name in names
         ]
         errors = [future.exception() for future in futures]
@@ -37,10 +40,10 @@ def bring_up(
 
 
 def _bring_up_one(
-    session: LabSession, record: NodeRecord, reporter: Reporter, timeout: float, start: bool
+    session: LabSession, record: NodeRecord, reporter: Reporter, timeout: float, first_boot: bool
 ) -> None:
     try:
-        _boot(session, record, reporter, timeout, start)
+        _boot(session, record, reporter, timeout, first_boot)
     except LabError as error:
         reporter.done(record.name, f"failed: {error}")
         raise
@@ -49,7 +52,7 @@ def _bring_up_one(
         raise BootError(f"node {record.name}: {type(error).__name__}: {error}") from error
 
 
-def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: float, start: bool) -> None:
+def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: float, first_boot: bool) -> None:
     started = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -57,11 +60,10 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
         timings[phase] = round(time.monotonic() - started, 2)
 
     domains = session.domains
-    if start:
-        reporter.phase(record.name, "starting VM")
-        Path(record.console_log).unlink(missing_ok=True)
-        domains.start(record.domain)
-        mark("vm_started")
+    reporter.phase(record.name, "starting VM")
+    Path(record.console_log).unlink(missing_ok=True)
+    domains.start(record.domain)
+    mark("vm_started")
     pids = qemu_pids(record.overlay)
     record.pid = pids[0] if pids else None
     session.save()
@@ -79,7 +81,33 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
     except LabError as error:
         raise BootError(f"{error}; console: {session.console_tail(record)}") from None
     mark("ssh")
-    reporter.phase(record.name, "waiting for cloud-init")
+    try:
+        # The agent needs only the user and sudo, which exist once SSH lets us in, so
+        # its upload and start overlap the end of cloud-init.
+        reporter.phase(record.name, "deploying the guest agent")
+        agent.upload(connection)
+        agent.install(connection, record.name)
+        reporter.phase(record.name, "waiting for cloud-init")
+        _wait_for_cloud_init(session, record, connection, timeout, deadline)
+        mark("cloud_init")
+        reporter.phase(record.name, "waiting for the guest agent")
+        agent.wait_until_answering(connection, record.name)
+        mark("agent")
+        if first_boot and record.containers:
+            reporter.phase(record.name, f"starting {len(record.containers)} container(s)")
+            _start_containers(record, connection)
+            mark("containers")
+    finally:
+        connection.close()
+    timings["ready"] = timings[list(timings)[-1]]
+    record.timings = timings
+    session.save()
+    reporter.done(record.name, f"ready in {timings['ready']:.1f} s")
+
+
+def _wait_for_cloud_init(
+    session: LabSession, record: NodeRecord, connection: Connection, timeout: float, deadline: float
+) -> None:
     try:
         remaining = max(5.0, deadline - time.monotonic())
         code, out, err = run(connection, "cloud-init status --wait", timeout=remaining)
@@ -91,13 +119,14 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
             f"node {record.name}: cloud-init did not finish in {timeout:.0f} s ({error}); "
             f"console: {session.console_tail(record)}"
         ) from None
-    finally:
-        connection.close()
     if code not in (0, 2):  # 2: done with recoverable warnings
         detail = (out + err).strip().splitlines()[-1:] or ["no output"]
         raise BootError(f"node {record.name}: cloud-init failed: {detail[0]}")
-    mark("cloud_init")
-    timings["ready"] = timings["cloud_init"]
-    record.timings = timings
-    session.save()
-    reporter.done(record.name, f"ready in {timings['ready']:.1f} s")
+
+
+def _start_containers(record: NodeRecord, connection: Connection) -> None:
+    for name, spec in record.containers.items():
+        code, out, err = run(connection, agent.start_container_command(name, spec), timeout=300)
+        if code != 0:
+            detail = (err or out).strip().splitlines()[-1:] or ["no output"]
+            raise BootError(f"node {record.name}: container {name} did not start: {detail[0]}")

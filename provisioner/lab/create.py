@@ -117,7 +117,7 @@ def _create(
         make_overlay(images[node.image].disk, Path(record.overlay), node.disk)
         write_node_seed(state, ledger, spec, node)
         session.domains.define(domain_spec(ledger, record, images[node.image], chosen))
-    bring_up(session, list(spec.nodes), reporter, options.timeout, options.parallel)
+    bring_up(session, list(spec.nodes), reporter, options.timeout, options.parallel, first_boot=True)
     ledger.phase = "ready"
     ledger.timings["create"] = round(time.monotonic() - started, 2)
     session.save()
@@ -152,6 +152,7 @@ def _record_nodes(session: LabSession, spec: LabSpec) -> None:
                     for i in node.interfaces
                 },
                 addresses={i.name: str(i.address) for i in node.interfaces},
+                containers=dict(node.containers),
             )
         ledger.links = list(spec.links)
         session.save()
