@@ -19,10 +19,17 @@ from .templating import render
 AGENT_DIR = "/opt/lab-agent"
 SOCKET = "/run/lab-agent/engine.sock"
 STATE_ROOT = "/var/lib/lab-agent"
-PING = (
-    f"printf 'GET /_ping HTTP/1.0\\r\\n\\r\\n' | sudo -n socat -t 5 - UNIX-CONNECT:{SOCKET} "
-    "2>/dev/null | tail -n 1"
-)
+
+
+def api_get_command(path: str) -> str:
+    """A shell line that GETs an engine API path and prints only the response body."""
+    return (
+        f"printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | sudo -n socat -t 5 - UNIX-CONNECT:{SOCKET} "
+        "2>/dev/null | sed '1,/^\\r$/d'"
+    )
+
+
+PING = api_get_command("/_ping")
 
 
 @lru_cache(maxsize=1)
@@ -68,7 +75,7 @@ def wait_until_answering(connection: Connection, node: str, timeout: float = 120
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = connection.run(PING, hide=True, warn=True, in_stream=False)
-        if result.stdout.strip() == "OK":
+        if result.stdout.strip().endswith("OK"):
             return
         time.sleep(1.0)
     journal = connection.run(

@@ -106,14 +106,15 @@ def status_command(lab: str, as_json: bool) -> None:
         print_json(found.to_dict())
         return
     table = Table(title=f"lab {found.name} ({found.phase}, {found.accel or '?'})")
-    for column in ("node", "state", "ssh", "links", "boot id", "uptime", "RSS MiB", "ready s"):
+    for column in ("node", "state", "ssh", "links", "boot id", "uptime", "RSS MiB", "ready s", "containers"):
         table.add_column(column)
     for node in found.nodes:
         links = ", ".join(f"{k} {v}" for k, v in node.addresses.items()) or "-"
         table.add_row(
-            node.name, node.state, f"127.0.0.1:{node.ssh_port}", links,
+            node.name, node.state, str(node.ssh_port), links,
             (node.boot_id or "-")[:8], f"{node.uptime_s:.0f} s" if node.uptime_s else "-",
             str(node.rss_mib or "-"), str(node.timings.get("ready", "-")),
+            ", ".join(f"{c['name']} ({c['state']})" for c in node.containers) or "-",
         )
     out_console.print(table)
 
@@ -204,11 +205,16 @@ def exec_command(lab: str, words: tuple[str, ...], everywhere: bool, as_json: bo
     else:
         for result in results:
             status = result.error or f"exit {result.exit_code}"
-            out_console.rule(f"{result.node}: {status}", style="green" if result.exit_code == 0 else "red")
+            if len(results) > 1:  # one node prints as plain as ssh would, for pipes
+                out_console.rule(f"{result.node}: {status}", style="green" if result.exit_code == 0 else "red")
+            elif result.error:
+                err_console.print(f"{result.node}: {result.error}")
             if result.stdout:
                 click.echo(result.stdout, nl=not result.stdout.endswith("\n"))
             if result.stderr:
                 click.echo(result.stderr, nl=not result.stderr.endswith("\n"), err=True)
+    if len(results) == 1 and results[0].exit_code is not None:
+        sys.exit(results[0].exit_code)  # like ssh: the remote command's own status
     if any(result.exit_code != 0 for result in results):
         sys.exit(1)
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .. import agent
 from ..errors import LabBusyError
 from ..hypervisor.domain import qemu_pids, resident_memory_kib
 from ..remote import run_on_all
 from ..state import LabState, Ledger, all_labs
 from .session import LabSession
 
-PROBE = "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f1 /proc/uptime"
+PROBE = (
+    "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f1 /proc/uptime; "
+    + agent.api_get_command("/containers/json?all=1")
+)
 
 
 @dataclass
@@ -25,6 +30,7 @@ class NodeStatus:
     boot_id: str | None = None
     uptime_s: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    containers: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -82,9 +88,27 @@ def _probe_guests(state: LabState, ledger: Ledger, nodes: list[NodeStatus]) -> N
         node = endpoints[connection.port]
         if not hasattr(result, "stdout") or result.exited != 0:
             continue
-        lines = result.stdout.split()
+        lines = result.stdout.splitlines()
         if len(lines) >= 2:
-            node.boot_id, node.uptime_s = lines[0], float(lines[1])
+            node.boot_id, node.uptime_s = lines[0].strip(), float(lines[1])
+            node.containers = _containers("\n".join(lines[2:]))
+
+
+def _containers(body: str) -> list[dict[str, str]]:
+    """The engine's /containers/json, reduced to what a status table shows."""
+    try:
+        listed = json.loads(body)
+    except ValueError:
+        return []
+    return [
+        {
+            "name": ",".join(name.lstrip("/") for name in item.get("Names", [])),
+            "image": item.get("Image", ""),
+            "state": item.get("State", ""),
+            "status": item.get("Status", ""),
+        }
+        for item in listed
+    ]
 
 
 def list_labs() -> list[dict[str, Any]]:
