@@ -24,6 +24,9 @@ from pathlib import Path
 
 import platformdirs
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from provisioner.guest import MEASURE_CONTAINERS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 LAB = [sys.executable, "-m", "provisioner.cli"]
 
@@ -86,7 +89,7 @@ class Bench:
             self.record(f"{label}: destroy (s)", timed("destroy", name, env=self.env))
 
     def containers(self, name: str) -> None:
-        script = (ROOT / "bench" / "container_start.py").read_text()
+        script = MEASURE_CONTAINERS.read_text()
         done = subprocess.run([*LAB, "ssh", name, "node1", "--", "sudo", "python3", "-", "10"],
                               input=script, capture_output=True, text=True, env=self.env, cwd=ROOT)
         if done.returncode != 0:

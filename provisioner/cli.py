@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -17,7 +18,7 @@ from .errors import LabError
 from .images.builder import ImageBuilder
 from .images.recipe import DEFAULT_IMAGE, recipe_named
 from .images.store import ImageStore
-from .lab import access, inspect, lifecycle
+from .lab import access, engine, inspect, lifecycle
 from .lab.boot import DEFAULT_TIMEOUT
 from .lab.create import CreateOptions, create
 from .lab.teardown import destroy, destroy_all
@@ -219,6 +220,60 @@ def exec_command(lab: str, words: tuple[str, ...], everywhere: bool, as_json: bo
         sys.exit(1)
 
 
+@main.command("verify")
+@click.argument("lab")
+@click.option("-k", "select", metavar="EXPR", help="Only the checks matching EXPR, as pytest -k.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--junit-xml", type=click.Path(path_type=Path), help="Also write a JUnit XML report.")
+@click.option("--probe-memory", default="32M", show_default=True, hidden=True)
+@click.option("--probe-pid-mode", default="", hidden=True)
+@reports_errors
+def verify_command(
+    lab: str, select: str | None, as_json: bool, junit_xml: Path | None, probe_memory: str, probe_pid_mode: str
+) -> None:
+    """Prove the lab's isolation claims with pytest-testinfra; exit 0 only if all pass."""
+    from .verify.runner import VerifyOptions, verify
+
+    options = VerifyOptions(select, junit_xml, probe_memory, probe_pid_mode)
+    with err_console.status(f"verifying lab {lab}"):
+        results = verify(lab, options)
+    if as_json:
+        print_json([vars(result) for result in results])
+    else:
+        table = Table(title=f"lab verify {lab}")
+        for column in ("claim", "check", "result", "detail"):
+            table.add_column(column)
+        colours = {"passed": "green", "failed": "red", "skipped": "yellow"}
+        for result in results:
+            outcome = f"[{colours.get(result.outcome, 'white')}]{result.outcome}[/]"
+            table.add_row(result.claim, result.name.removeprefix("test_"), outcome, result.message)
+        out_console.print(table)
+    if not results or any(result.outcome == "failed" for result in results):
+        sys.exit(1)
+
+
+@main.command("report")
+@click.argument("lab")
+@click.option("--html", "html_path", type=click.Path(path_type=Path), help="Also write an HTML page with a chart.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--runs", default=5, show_default=True, help="Container starts to take the median of.")
+@reports_errors
+def report_command(lab: str, html_path: Path | None, as_json: bool, runs: int) -> None:
+    """VM versus container, side by side, measured on this lab."""
+    from .report.measure import measure
+    from .report.render import markdown, write_html
+
+    with err_console.status(f"measuring lab {lab}"):
+        comparison = measure(lab, runs)
+    if as_json:
+        print_json(vars(comparison))
+    else:
+        click.echo(markdown(comparison), nl=False)
+    if html_path:
+        write_html(comparison, html_path)
+        err_console.print(f"wrote {html_path}")
+
+
 @main.group("image")
 def image_group() -> None:
     """Build, list and remove cached guest images."""
@@ -253,6 +308,30 @@ def image_list(as_json: bool) -> None:
         table.add_row(row["name"], row["key"], row["boot"], f"{row['size_bytes'] / 2**20:.0f}",
                       f"{row['build_seconds']} s")
     out_console.print(table)
+
+
+@image_group.command("push")
+@click.argument("lab")
+@click.argument("node")
+@click.argument("archive", type=click.Path(path_type=Path))
+@reports_errors
+def image_push(lab: str, node: str, archive: Path) -> None:
+    """Load a docker-save or OCI-layout tarball into NODE's container engine."""
+    out_console.print(engine.push_image(lab, node, archive))
+
+
+@main.group("agent")
+def agent_group() -> None:
+    """The guest agent (container engine) in each node."""
+
+
+@agent_group.command("deploy")
+@click.argument("lab")
+@reports_errors
+def agent_deploy(lab: str) -> None:
+    """Re-deploy the agent to every node; idempotent, and running containers are kept."""
+    for node in engine.deploy_agent(lab):
+        out_console.print(f"{node}: guest agent answering")
 
 
 @image_group.command("rm")

@@ -74,3 +74,23 @@ def created(lab: Lab, name: str) -> Iterator[str]:
         yield name
     finally:
         lab("destroy", name, check=False)
+
+
+@pytest.fixture(scope="session")
+def two_node(lab: Lab, built_image: None) -> Iterator[str]:
+    """One two-node lab for the engine, verify and lifecycle modules: boots are the cost."""
+    yield from created(lab, "two-node")
+
+
+# The shared two-node lab is used gently first and destructively last (kill, destroy).
+MODULE_ORDER = ["test_crash", "test_single", "test_engine", "test_verify", "test_two_node"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.path.stem
+        if "e2e" not in item.path.parts:
+            return -1  # unit tests first: they fail fast
+        return MODULE_ORDER.index(module) if module in MODULE_ORDER else len(MODULE_ORDER)
+
+    items.sort(key=rank)  # stable: tests keep their order inside a module

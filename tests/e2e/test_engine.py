@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-
 import pytest
 
-from .conftest import Lab, created
+from .conftest import Lab
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def engine_lab(lab: Lab, built_image: None) -> Iterator[str]:
-    yield from created(lab, "two-node")
+def engine_lab(two_node: str) -> str:
+    return two_node
 
 
 def on(lab: Lab, node: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:

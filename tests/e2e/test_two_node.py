@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,9 @@ import testinfra
 
 from provisioner.network import port_is_free
 
-from .conftest import Lab, created, ledger, qemu_processes_under
+from .conftest import Lab, ledger, qemu_processes_under
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def two_node(lab: Lab, built_image: None) -> Iterator[str]:
-    yield from created(lab, "two-node")
 
 
 @pytest.fixture(scope="module")

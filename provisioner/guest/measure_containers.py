@@ -1,6 +1,9 @@
-"""Runs inside a node (as root): container start latency through the engine vs bare crun.
+"""Runs inside a node (as root): what one container costs, measured on this node.
 
-Sent over SSH by bench/bench.py; stdlib only, like the guest agent. Prints one JSON line.
+Container start latency through the engine (API create + start until running) against bare
+`crun run` of an equivalent bundle, a running container's memory.current, and the disk its
+image layers and upper dir take. Sent over SSH by `lab report` and bench/bench.py; stdlib
+only, like the guest agent. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -95,6 +98,39 @@ def engine_rss_kib() -> int:
     return 0
 
 
+def disk_bytes(path: str) -> int:
+    total = 0
+    for directory, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def running_container_costs() -> dict[str, int]:
+    """memory.current of an idle container, and the disk of its layers and upper dir."""
+    cid = api("POST", "/v1.43/containers/create", {"Image": "busybox", "Cmd": ["sleep", "60"]})["Id"]  # type: ignore[index]
+    api("POST", f"/v1.43/containers/{cid}/start")
+    try:
+        time.sleep(1)
+        exec_id = api("POST", f"/v1.43/containers/{cid}/exec",
+                      {"Cmd": ["cat", "/sys/fs/cgroup/memory.current"], "AttachStdout": True})["Id"]  # type: ignore[index]
+        connection = UnixConnection()
+        connection.request("POST", f"/v1.43/exec/{exec_id}/start", body=json.dumps({"Detach": False}),
+                           headers={"Content-Type": "application/json"})
+        raw = connection.getresponse().read()
+        connection.close()
+        memory = int(raw[8:].decode().split()[0]) if len(raw) > 8 else 0
+        graph = api("GET", f"/v1.43/containers/{cid}/json")["GraphDriver"]["Data"]  # type: ignore[index]
+        layers = sum(disk_bytes(lower) for lower in graph["LowerDir"].split(":"))
+        upper = disk_bytes(graph["UpperDir"])
+    finally:
+        api("DELETE", f"/v1.43/containers/{cid}?force=1")
+    return {"container_memory_bytes": memory, "layers_bytes": layers, "upper_bytes": upper}
+
+
 def main() -> None:
     engine_start_seconds()  # warm caches once, as a user's second container would
     engine = [engine_start_seconds() for _ in range(RUNS)]
@@ -107,7 +143,7 @@ def main() -> None:
     print(json.dumps({
         "engine_median_s": statistics.median(engine), "engine_all_s": engine,
         "crun_median_s": statistics.median(bare), "crun_all_s": bare,
-        "engine_rss_kib": engine_rss_kib(),
+        "engine_rss_kib": engine_rss_kib(), **running_container_costs(),
     }))
 
 

@@ -1,0 +1,52 @@
+"""Use cases that talk to each node's container engine: re-deploy it, push images to it."""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .. import agent
+from ..errors import RemoteError, UserInputError
+from ..remote import open_checked, run
+from ..state import LabState
+from .access import _record
+from .session import LabSession
+
+
+def deploy_agent(name: str) -> list[str]:
+    """Idempotent: an unchanged agent keeps running, and containers survive a changed one."""
+    state = LabState(name)
+    session = LabSession(state, state.load())
+    records = list(session.ledger.nodes.values())
+
+    def deploy_one(node: str) -> str:
+        connection = open_checked(session.endpoint(session.ledger.nodes[node]))
+        try:
+            agent.deploy(connection, node)
+        finally:
+            connection.close()
+        return node
+
+    with ThreadPoolExecutor(max_workers=max(1, len(records))) as pool:
+        return list(pool.map(deploy_one, [record.name for record in records]))
+
+
+def push_image(name: str, node: str, archive: Path) -> str:
+    """Send a docker-save or OCI-layout tarball from the host and load it into NODE's engine."""
+    if not archive.is_file():
+        raise UserInputError(f"{archive}: no such file")
+    state = LabState(name)
+    session = LabSession(state, state.load())
+    record = _record(session.ledger, node)
+    remote = f"/tmp/lab-push-{uuid.uuid4().hex[:8]}.tar"
+    connection = open_checked(session.endpoint(record))
+    try:
+        connection.put(str(archive), remote)
+        code, out, err = run(connection, f"labctl load -i {shlex.quote(remote)}; rc=$?; rm -f {remote}; exit $rc")
+    finally:
+        connection.close()
+    if code != 0:
+        raise RemoteError(f"node {node}: loading {archive.name} failed: {(err or out).strip()}")
+    return out.strip()
