@@ -25,7 +25,7 @@ from pathlib import Path
 import platformdirs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from provisioner.guest import MEASURE_CONTAINERS  # noqa: E402
+from provisioner.guest import MEASURE_CONTAINERS
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = [sys.executable, "-m", "provisioner.cli"]

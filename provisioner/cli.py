@@ -340,5 +340,11 @@ def agent_deploy(lab: str) -> None:
 def image_rm(name: str) -> None:
     count = ImageStore(images_dir()).remove_named(name)
     out_console.print(f"removed {count} image(s) named {name}")
+
+
+from .cli_docker import register as register_docker  # noqa: E402  (its commands attach to `main`)
+
+register_docker(main)
+
 if __name__ == "__main__":
     main()

@@ -48,6 +48,8 @@ def cmd_run(c: Client, a: argparse.Namespace) -> int:
         host["NanoCpus"] = parse_cpus(a.cpus)
     if a.pids_limit is not None:
         host["PidsLimit"] = a.pids_limit
+    if a.pid:
+        host["PidMode"] = a.pid
     cid = c.json("POST", "/containers/create", {"name": a.name}, body)["Id"]
     c.request("POST", f"/containers/{cid}/start").read()
     if a.detach:
@@ -149,6 +151,25 @@ def cmd_load(c: Client, a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(c: Client, a: argparse.Namespace) -> int:
+    """Send DIR as a tar context to POST /build and print its progress lines."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(a.dir, arcname=".")
+    query = {"t": a.tag, "dockerfile": a.file}
+    response = c.request("POST", "/build", query, raw=buf.getvalue(), length=buf.tell())
+    while line := response.readline():
+        item = json.loads(line) if line.strip() else {}
+        if "error" in item:
+            print(item["error"], file=sys.stderr)
+            return 1
+        _out(1, item.get("stream", "").encode())
+    return 0
+
+
 def cmd_rmi(c: Client, a: argparse.Namespace) -> int:
     for ref in a.images:
         for item in c.json("DELETE", f"/images/{c.ref(ref)}", {"force": 1 if a.force else None}):
@@ -179,6 +200,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--memory", "-m")
     r.add_argument("--cpus")
     r.add_argument("--pids-limit", type=int)
+    r.add_argument("--pid", choices=["host"], help="share the node's pid namespace")
     r.add_argument("-d", "--detach", action="store_true")
     r.add_argument("--rm", action="store_true")
     r.add_argument("image")
@@ -223,6 +245,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("load")
     s.add_argument("-i", "--input", required=True)
     s.set_defaults(func=cmd_load)
+    s = sub.add_parser("build", help="build an image from DIR's Containerfile (or Dockerfile)")
+    s.add_argument("-t", "--tag")
+    s.add_argument("-f", "--file", help="the Containerfile's name inside DIR")
+    s.add_argument("dir")
+    s.set_defaults(func=cmd_build)
     sub.add_parser("version").set_defaults(func=cmd_version)
     sub.add_parser("info").set_defaults(func=cmd_info)
     return p

@@ -12,6 +12,7 @@ from .containers import ContainerStore
 from .errors import BadParameter, Conflict, NotFound
 from .fsutil import new_id
 from .logs import STDERR, STDOUT
+from .ocispec import merge_env
 from .runtime import Runtime
 
 Sink = Callable[[int, bytes], None]
@@ -66,7 +67,8 @@ class Execs:
                 raise Conflict(f"Exec {exec_id} has already been started")
             session.started = session.running = True
         container = self.store.get(session.container_id)
-        env = container.spec.env + session.env
+        # crun exec --env replaces the whole environment: keep PATH, as docker exec does.
+        env = merge_env([], container.spec.env + session.env)
         try:
             proc = self.runtime.exec(container.id, session.cmd, env, session.workdir)
         except Exception:

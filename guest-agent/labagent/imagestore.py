@@ -251,6 +251,14 @@ class ImageStore:
             self.gc(in_use)
             return report
 
+    def forget_dangling(self, manifest_digest: str) -> None:
+        """Drop an untagged entry (a build's interim image) from the index; its blobs stay."""
+        with self._lock:
+            index = self._index()
+            index["manifests"] = [m for m in index["manifests"]
+                                  if m["digest"] != manifest_digest or m.get("annotations")]
+            write_json(self.dir / "index.json", index)
+
     def gc(self, in_use: set[str]) -> None:
         """Drop blobs and layer dirs no image references any more."""
         with self._lock:

@@ -54,6 +54,9 @@ class ContainerSpec:
     limits: Limits = field(default_factory=Limits)
     network_mode: str = "bridge"
     auto_remove: bool = False
+    # "host" shares the node's pid namespace (docker run --pid host): lab verify's
+    # own tests use it to break isolation on purpose.
+    pid_mode: str = ""
 
     @property
     def argv(self) -> list[str]:

@@ -80,8 +80,9 @@ def build_config(
     entrypoint = spec.entrypoint or list(img.get("Entrypoint") or [])
     cmd = spec.cmd or ([] if spec.entrypoint else list(img.get("Cmd") or []))
     args = [*entrypoint, *cmd]
+    shared = {"pid"} if spec.pid_mode == "host" else set()
     namespaces: list[dict[str, str]] = [
-        {"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")
+        {"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup") if t not in shared
     ]
     net: dict[str, str] = {"type": "network"}
     if netns_path:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ..errors import RemoteError
 from ..guest import MEASURE_CONTAINERS
-from ..hypervisor.domain import qemu_pids, resident_memory_kib
 from ..images.store import Image, ImageStore
+from ..lab.inspect import status
 from ..lab.session import LabSession
 from ..paths import images_dir
 from ..remote import open_checked
@@ -27,6 +27,7 @@ class Comparison:
     vm_rss_mib: list[float]
     vm_disk_mib: float
     vm_boot_ids: int
+    vm_nodes: int
     container_start_s: float
     crun_start_s: float
     container_memory_mib: float
@@ -45,12 +46,9 @@ def measure(name: str, runs: int = 5) -> Comparison:
     ledger = state.load()
     session = LabSession(state, ledger)
     node = next(iter(ledger.nodes.values()))
-    rss = []
-    for record in ledger.nodes.values():
-        pids = qemu_pids(record.overlay)
-        kib = resident_memory_kib(pids[0]) if pids else None
-        if kib:
-            rss.append(round(kib / 1024, 1))
+    nodes = status(name).nodes
+    rss = [n.rss_mib for n in nodes if n.rss_mib]
+    boot_ids = {n.boot_id for n in nodes if n.boot_id}
     images = {image.name: image for image in ImageStore(images_dir()).images()}
     base: Image | None = images.get(node.image)
     vm_disk = (allocated_mib(base.disk) if base else 0.0) + allocated_mib(Path(node.overlay))
@@ -71,7 +69,7 @@ def measure(name: str, runs: int = 5) -> Comparison:
     return Comparison(
         lab=name, node=node.name,
         vm_ready_s=[r.timings["ready"] for r in ledger.nodes.values() if "ready" in r.timings],
-        vm_rss_mib=rss, vm_disk_mib=round(vm_disk, 1), vm_boot_ids=len(ledger.nodes),
+        vm_rss_mib=rss, vm_disk_mib=round(vm_disk, 1), vm_boot_ids=len(boot_ids), vm_nodes=len(nodes),
         container_start_s=figures["engine_median_s"], crun_start_s=figures["crun_median_s"],
         container_memory_mib=round(figures["container_memory_bytes"] / 2**20, 2),
         container_disk_mib=round((figures["layers_bytes"] + figures["upper_bytes"]) / 2**20, 2),

@@ -27,7 +27,8 @@ def rows(c: Comparison) -> list[tuple[str, str, str]]:
          f"{c.container_memory_mib:.2f} MiB memory.current of an idle busybox"),
         ("disk", f"{c.vm_disk_mib:.0f} MiB base image plus overlay",
          f"{c.container_disk_mib:.2f} MiB layers plus upper dir"),
-        ("kernel", f"each VM has its own ({c.vm_boot_ids} nodes, distinct boot ids)",
+        ("kernel", f"each VM has its own ({c.vm_boot_ids} distinct boot ids on {c.vm_nodes} nodes)"
+         if c.vm_boot_ids == c.vm_nodes else f"NOT distinct: {c.vm_boot_ids} boot ids on {c.vm_nodes} nodes",
          f"shared with the node ({c.kernel_release})" if c.container_kernel_shared else "NOT the node's kernel"),
         ("isolation", verified(c, ("VM isolation",)),
          verified(c, ("shared kernel and namespaces", "cgroups", "layers", "hardening"))),

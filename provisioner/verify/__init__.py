@@ -1,5 +1,5 @@
 """`lab verify`: the lab's isolation claims as testinfra checks, runnable against any lab.
 
 The checks live in `checks/` and use the fixtures of `plugin` (also usable by users as
-`pytest -p provisioner.verify.plugin --lab LAB`).
+`pytest --lab LAB`).
 """

@@ -1,8 +1,8 @@
 """pytest plugin: `--lab LAB` gives testinfra hosts for each node and each container.
 
-    pytest -p provisioner.verify.plugin --lab two-node my_checks.py
+    pytest --lab two-node my_checks.py      (the plugin is registered as a pytest11 entry point)
 
-Fixtures: `lab` (the lab's ledger), `nodes` (node name -> testinfra Host over the lab's
+Fixtures: `lab_ledger` (the lab's ledger), `nodes` (node name -> testinfra Host over the lab's
 pinned SSH), `node_host(name)`, `container_host(node, name)` and `probes` (containers the
 suite starts on the first node and removes afterwards).
 """
@@ -35,7 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab(request: pytest.FixtureRequest) -> Ledger:
+def lab_ledger(request: pytest.FixtureRequest) -> Ledger:
     name = request.config.getoption("--lab")
     if not name:
         pytest.skip("no --lab given")
@@ -43,21 +43,21 @@ def lab(request: pytest.FixtureRequest) -> Ledger:
 
 
 @pytest.fixture(scope="session")
-def ssh_config_file(lab: Ledger) -> Iterator[Path]:
+def ssh_config_file(lab_ledger: Ledger) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="lab-verify-") as tmp:
         path = Path(tmp) / "ssh_config"
-        path.write_text(ssh_config(lab.name))
+        path.write_text(ssh_config(lab_ledger.name))
         yield path
-        for node in lab.nodes:  # end the multiplexed connections testinfra opened
+        for node in lab_ledger.nodes:  # end the multiplexed connections testinfra opened
             subprocess.run(["ssh", "-F", str(path), "-O", "exit", node],
                            capture_output=True, check=False, timeout=30)
 
 
 @pytest.fixture(scope="session")
-def nodes(lab: Ledger, ssh_config_file: Path) -> dict[str, testinfra.host.Host]:
+def nodes(lab_ledger: Ledger, ssh_config_file: Path) -> dict[str, testinfra.host.Host]:
     return {
         name: testinfra.get_host(f"ssh://{name}?controlpersist=120", ssh_config=str(ssh_config_file))
-        for name in lab.nodes
+        for name in lab_ledger.nodes
     }
 
 
@@ -91,8 +91,10 @@ class Probes:
 
 
 @pytest.fixture(scope="session")
-def probes(request: pytest.FixtureRequest, lab: Ledger, nodes: dict[str, testinfra.host.Host]) -> Iterator[Probes]:
-    node = next(iter(lab.nodes))
+def probes(
+    request: pytest.FixtureRequest, lab_ledger: Ledger, nodes: dict[str, testinfra.host.Host]
+) -> Iterator[Probes]:
+    node = next(iter(lab_ledger.nodes))
     host = nodes[node]
     tag = uuid.uuid4().hex[:6]
     memory = request.config.getoption("--probe-memory")

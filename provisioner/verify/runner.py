@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +68,7 @@ def _first_line(report: pytest.TestReport) -> str:
 def verify(name: str, options: VerifyOptions) -> list[CheckResult]:
     LabState(name).load()  # a clear error for an unknown lab, before pytest starts
     args = [
-        str(CHECKS_DIR), "-p", "provisioner.verify.plugin", "-p", "no:cacheprovider",
+        str(CHECKS_DIR), "-p", "no:cacheprovider",
         "--rootdir", str(CHECKS_DIR), "-c", os.devnull, "-q", "--no-header", "-p", "no:warnings",
         "--lab", name, "--probe-memory", options.probe_memory, "--probe-pid-mode", options.probe_pid_mode,
     ]
@@ -75,7 +77,9 @@ def verify(name: str, options: VerifyOptions) -> list[CheckResult]:
     if options.junit_xml:
         args += ["--junit-xml", str(options.junit_xml)]
     collector = Collector()
-    pytest.main([*args, *options.extra_args], plugins=[collector])
+    # pytest's own report goes to stderr: stdout carries the table or the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        pytest.main([*args, *options.extra_args], plugins=[collector])
     if options == VerifyOptions(junit_xml=options.junit_xml):  # a full run of the real lab
         save_claims(name, collector.results)
     return collector.results

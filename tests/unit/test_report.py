@@ -13,7 +13,7 @@ from provisioner.report.render import markdown, write_html
 def comparison(**changes: object) -> Comparison:
     values: dict[str, object] = dict(
         lab="demo", node="node1", vm_ready_s=[31.0, 35.0], vm_rss_mib=[500.0, 510.0], vm_disk_mib=640.0,
-        vm_boot_ids=2, container_start_s=0.25, crun_start_s=0.2, container_memory_mib=0.4,
+        vm_boot_ids=2, vm_nodes=2, container_start_s=0.25, crun_start_s=0.2, container_memory_mib=0.4,
         container_disk_mib=2.1, kernel_release="6.1.0-56-amd64", container_kernel_shared=True,
         verify={"VM isolation": "passed", "shared kernel and namespaces": "passed", "cgroups": "passed",
                 "layers": "passed", "hardening": "failed"},
@@ -27,7 +27,7 @@ def test_markdown_has_every_row_with_the_measured_numbers() -> None:
     assert "| start time | 33.0 s boot to ready (median of 2 nodes) | 250 ms create+start" in text
     assert "| memory footprint | 505 MiB QEMU RSS per node | 0.40 MiB memory.current" in text
     assert "| disk | 640 MiB base image plus overlay | 2.10 MiB layers plus upper dir |" in text
-    assert "shared with the node (6.1.0-56-amd64)" in text
+    assert "shared with the node (6.1.0-56-amd64)" in text and "2 distinct boot ids on 2 nodes" in text
     assert "| isolation | verified: VM isolation passed | NOT verified: " in text and "hardening failed" in text
     assert "132x faster" in text
 

@@ -91,6 +91,9 @@ def spec_from_body(body: Any) -> ContainerSpec:
     labels = body.get("Labels") or {}
     if not isinstance(labels, dict):
         raise BadParameter("Labels must be an object")
+    pid_mode = host.get("PidMode") or ""
+    if pid_mode not in ("", "host"):
+        raise BadParameter(f"pid mode {pid_mode!r} is not supported (use host or leave it empty)")
     ports = _ports(host.get("PortBindings"))
     if ports and mode == "none":
         raise BadParameter("published ports need the bridge network")
@@ -101,5 +104,5 @@ def spec_from_body(body: Any) -> ContainerSpec:
         labels={str(k): str(v) for k, v in labels.items()},
         exposed=sorted((body.get("ExposedPorts") or {}).keys()), ports=ports,
         limits=limits_from(host), network_mode="none" if mode == "none" else "bridge",
-        auto_remove=bool(host.get("AutoRemove")),
+        auto_remove=bool(host.get("AutoRemove")), pid_mode=pid_mode,
     )

@@ -71,6 +71,7 @@ class Request:
         query = parse_qs(urlsplit(handler.path).query, keep_blank_values=True)
         self.query = {k: v[-1] for k, v in query.items()}
         self.streamed = False
+        self.hijacked = False
         self._body_done = self._body_length() == 0 and not self._chunked()
 
     # query ------------------------------------------------------------------------------
@@ -181,15 +182,26 @@ class Request:
             h.end_headers()
         h.wfile.flush()
         h.close_connection = True
-        self.streamed = True
+        self.streamed = self.hijacked = True
         return StreamWriter(h.wfile, chunked=False)
 
     def client_gone(self) -> bool:
-        """True once the peer has closed its end (checked while we hold a request open)."""
+        """True once the peer has gone (checked while we hold a request open).
+
+        After a hijack the docker CLI half-closes its side when it has no stdin to send, so
+        there only a full close (POLLHUP) counts; before it, end-of-file means gone.
+        """
         sock: socket.socket = self.handler.connection
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
-            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+            events = poller.poll(0)
+            revents = events[0][1] if events else 0
+            if revents & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                return True
+            if not revents & select.POLLIN or self.hijacked:
+                return False
+            return sock.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
 

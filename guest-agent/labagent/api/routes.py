@@ -256,3 +256,4 @@ def image_inspect(engine: Engine, req: Request, name: str) -> Response:
 @route("DELETE", "/images/{name*}")
 def image_remove(engine: Engine, req: Request, name: str) -> Response:
     return json_response(engine.remove_image(name, force=req.flag("force")))
+from . import buildroute  # noqa: E402, F401  (registers POST /build)

@@ -82,7 +82,7 @@ def test_net_namespace_reaches_a_sibling_by_name(probes: Probes, container_host:
     assert ping.rc == 0, f"{probes.first} cannot reach {probes.second} by name: {ping.stdout}{ping.stderr}"
 
 
-def test_net_namespace_is_unreachable_from_other_nodes(lab: Ledger, nodes: Hosts, probes: Probes) -> None:
+def test_net_namespace_is_unreachable_from_other_nodes(lab_ledger: Ledger, nodes: Hosts, probes: Probes) -> None:
     others = [name for name in nodes if name != probes.node]
     if not others:
         pytest.skip("needs two nodes")
@@ -91,10 +91,10 @@ def test_net_namespace_is_unreachable_from_other_nodes(lab: Ledger, nodes: Hosts
         assert nodes[other].run(f"ping -c 1 -W 2 {address}").rc != 0, f"{other} reaches container {address}"
 
 
-def test_net_namespace_published_ports_are_reachable_from_other_nodes(lab: Ledger, nodes: Hosts) -> None:
+def test_net_namespace_published_ports_are_reachable_from_other_nodes(lab_ledger: Ledger, nodes: Hosts) -> None:
     published = [
         (node, spec.publish[0].split(":")[-2])
-        for node, record in lab.nodes.items() for spec in record.containers.values() if spec.publish
+        for node, record in lab_ledger.nodes.items() for spec in record.containers.values() if spec.publish
     ]
     others = {node: [n for n in nodes if n != node] for node, _ in published}
     if not published or not any(others.values()):

@@ -16,70 +16,13 @@ import pytest
 AGENT = Path(__file__).resolve().parents[3] / "guest-agent"
 sys.path.insert(0, str(AGENT))
 
-from labagent.cgroups import Cgroups  # noqa: E402
 from labagent.client import Client  # noqa: E402
 from labagent.engine import Engine, Seams  # noqa: E402
-from labagent.nftrules import PortRule  # noqa: E402
-from labagent.runtime import Runtime  # noqa: E402
 from labagent.server import serve  # noqa: E402
 
+from .fakes import FakeMounter, FakeNetwork, RecordingWhiteouts, make_seams  # noqa: E402
 
-class FakeNetwork:
-    """Records what the engine asks of the network; fails on demand."""
-
-    gateway = "172.31.0.1"
-    prefix = 24
-
-    def __init__(self) -> None:
-        self.attached: dict[str, str] = {}
-        self.rules: list[PortRule] = []
-        self.busy_ports: set[int] = set()
-        self.fail_attach = False
-
-    def netns_path(self, cid: str) -> str:
-        return f"/run/netns/lab-{cid[:12]}"
-
-    def attach(self, cid: str, ip: str) -> str:
-        if self.fail_attach:
-            raise RuntimeError("veth creation failed")
-        self.attached[cid] = ip
-        return "02:42:ac:1f:00:02"
-
-    def detach(self, cid: str) -> None:
-        self.attached.pop(cid, None)
-
-    def publish(self, rules: list[PortRule]) -> None:
-        self.rules = list(rules)
-
-    def port_in_use(self, port: int, proto: str, host_ip: str = "") -> bool:
-        return port in self.busy_ports
-
-
-class FakeMounter:
-    def __init__(self) -> None:
-        self.mounted: set[Path] = set()
-
-    def mount(self, lowers: list[Path], upper: Path, work: Path, merged: Path) -> None:
-        assert all(p.is_dir() for p in lowers)
-        self.mounted.add(merged)
-
-    def unmount(self, merged: Path) -> None:
-        self.mounted.discard(merged)
-
-    def is_mounted(self, merged: Path) -> bool:
-        return merged in self.mounted
-
-
-class RecordingWhiteouts:
-    def __init__(self) -> None:
-        self.whiteouts: list[Path] = []
-        self.opaques: list[Path] = []
-
-    def whiteout(self, path: Path) -> None:
-        self.whiteouts.append(path)
-
-    def opaque(self, path: Path) -> None:
-        self.opaques.append(path)
+__all__ = ["FakeMounter", "FakeNetwork", "RecordingWhiteouts"]
 
 
 def tar_bytes(files: dict[str, bytes | None]) -> bytes:
@@ -128,15 +71,7 @@ def fake_busybox(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def seams(tmp_path: Path, fake_busybox: Path) -> Seams:
-    crun = tmp_path / "crun"
-    crun.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-                    "import fakecrun\nsys.exit(fakecrun.main(sys.argv[1:]))\n")
-    crun.chmod(0o755)
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.53\nnameserver 10.0.2.3\n")
-    return Seams(runtime=Runtime(str(crun), tmp_path / "crun-state"), network=FakeNetwork(),
-                 cgroups=Cgroups(tmp_path / "cgroup"), mounter=FakeMounter(),
-                 whiteouts=RecordingWhiteouts(), busybox=fake_busybox, resolv=resolv)
+    return make_seams(tmp_path)
 
 
 @pytest.fixture

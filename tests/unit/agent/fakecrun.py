@@ -42,7 +42,8 @@ def main(args: list[str]) -> int:
         env = dict(item.split("=", 1) for item in config["process"]["env"])
         env["PATH"] = os.environ["PATH"]
         env["HOSTNAME"] = config["hostname"]
-        proc = subprocess.Popen(argv, env=env)
+        # cwd is the container's upper dir, so relative writes land where overlay would put them
+        proc = subprocess.Popen(argv, env=env, cwd=os.path.join(bundle, "upper"))
         with open(state, "w") as handle:
             handle.write(str(proc.pid))
         with open(opts["--pid-file"][0], "w") as handle:
@@ -63,8 +64,11 @@ def main(args: list[str]) -> int:
         if not os.path.exists(state):
             print(f"container `{cid}` is not running", file=sys.stderr)
             return 1
+        # Like crun: --env is the whole environment, so a missing PATH breaks the lookup.
         env = dict(item.split("=", 1) for item in opts.get("--env", []))
-        env["PATH"] = os.environ["PATH"]
+        if "PATH" not in env and "/" not in args[0]:
+            print(f"executable file `{args[0]}` not found in $PATH: No such file or directory", file=sys.stderr)
+            return 255
         os.execvpe(args[0], args, env)
     if verb == "delete":
         if os.path.exists(state):

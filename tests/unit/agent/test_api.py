@@ -226,6 +226,17 @@ def test_wait_is_held_open_until_the_next_exit(client):
     assert json.loads(resp.read())["StatusCode"] == 7
 
 
+def test_exec_keeps_path_when_the_container_has_its_own_env(client):
+    cid = client.json("POST", "/containers/create", {"name": "envbox"},
+                      {"Image": "busybox", "Cmd": ["sleep", "30"], "Env": ["GREETING=hi"]})["Id"]
+    client.request("POST", f"/containers/{cid}/start").read()
+    body = {"Cmd": ["sh", "-c", "echo $GREETING"], "AttachStdout": True, "AttachStderr": True}
+    eid = client.json("POST", "/containers/envbox/exec", body=body)["Id"]
+    resp, body = raw(client, "POST", f"/v1.43/exec/{eid}/start", {"Detach": False, "Tty": False})
+    assert list(read_frames(_reader(body))) == [(1, b"hi\n")]
+    assert client.json("GET", f"/exec/{eid}/json")["ExitCode"] == 0
+
+
 def test_exec_streams_output_and_records_the_exit_code(client):
     run(client, "box", ["sleep", "30"])
     body = {"Cmd": ["sh", "-c", "echo hi; echo no >&2; exit 4"], "AttachStdout": True, "AttachStderr": True}
@@ -304,3 +315,12 @@ def test_keep_alive_serves_several_requests_on_one_connection(client):
         conn.request("GET", "/_ping")
         assert conn.getresponse().read() == b"OK"
     assert isinstance(conn, http.client.HTTPConnection)
+
+
+def test_create_rejects_an_unknown_pid_mode():
+    from labagent.api.createbody import spec_from_body
+    from labagent.errors import BadParameter
+
+    assert spec_from_body({"Image": "busybox", "HostConfig": {"PidMode": "host"}}).pid_mode == "host"
+    with pytest.raises(BadParameter, match="pid mode 'container:x'"):
+        spec_from_body({"Image": "busybox", "HostConfig": {"PidMode": "container:x"}})

@@ -67,3 +67,9 @@ def test_entrypoint_replaces_image_cmd():
     assert build(entrypoint=["httpd"], cmd=["-f"])["process"]["args"] == ["httpd", "-f"]
     assert build(entrypoint=["httpd"])["process"]["args"] == ["httpd"]
     assert build(cmd=["echo", "hi"], hostname="box")["hostname"] == "box"
+
+
+def test_pid_mode_host_shares_only_the_pid_namespace():
+    types = {ns["type"] for ns in build(pid_mode="host")["linux"]["namespaces"]}
+    assert "pid" not in types
+    assert {"network", "ipc", "uts", "mount", "cgroup"} <= types

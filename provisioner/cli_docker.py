@@ -1,0 +1,75 @@
+"""`lab docker` and `lab docker-env`: the host's docker clients against a node's engine."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from . import docker
+from .errors import LabError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reports(function: F) -> F:
+    """LabError -> one line on stderr and its exit code (as the rest of the CLI does)."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except LabError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.command("docker", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("lab")
+@click.argument("node")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@_reports
+def docker_command(lab: str, node: str, args: tuple[str, ...]) -> None:
+    """Run the host's docker CLI against NODE's engine: lab docker LAB NODE -- ps -a.
+
+    The connection is the lab's SSH with the pinned host key; no TCP port is opened.
+    """
+    words = list(args)
+    if words[:1] == ["--"]:
+        words = words[1:]
+    sys.exit(docker.run_docker(lab, node, words))
+
+
+@click.command("docker-env")
+@click.argument("lab")
+@click.argument("node")
+@click.option("-u", "--unset", "unset", is_flag=True, help="Stop the node's proxy and print `unset` lines.")
+@_reports
+def docker_env_command(lab: str, node: str, unset: bool) -> None:
+    """Print DOCKER_HOST for NODE, for eval "$(lab docker-env LAB NODE)".
+
+    Starts (or reuses) a background proxy on a private unix socket in the lab's state dir;
+    it forwards over the lab's pinned SSH and exits after an hour without clients, when the
+    lab is destroyed, or with --unset.
+    """
+    if unset:
+        docker.stop_background(lab, node)
+        click.echo("unset DOCKER_HOST")
+        return
+    sock, pid = docker.ensure_background(lab, node)
+    click.echo(f"export DOCKER_HOST={shlex.quote('unix://' + str(sock))}")
+    click.echo(f"# proxy pid {pid} for {lab}/{node}; stop it with: eval \"$(lab docker-env --unset {lab} {node})\"")
+
+
+def register(main: click.Group) -> None:
+    """Add the docker commands to the `lab` group (called from provisioner.cli)."""
+    main.add_command(docker_command)
+    main.add_command(docker_env_command)

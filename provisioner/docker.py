@@ -1,0 +1,300 @@
+"""The host's docker CLI and docker-py against a node's engine, over the lab's pinned SSH.
+
+A local unix socket (mode 0600 in a 0700 directory; no TCP port anywhere) accepts docker
+clients; each connection becomes one SSH channel that runs a stdio bridge to the engine's
+root-only socket in the guest. The SSH connection rejects any host key but the pinned one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from .agent import SOCKET
+from .errors import LabError, MissingToolError
+from .lab.access import _record
+from .lab.session import LabSession
+from .remote import Endpoint, open_checked
+from .state import LabState
+
+# socat's -t: how long it lingers after one side's end-of-file. The docker CLI half-closes
+# a hijacked attach/exec stream at once, so the answer must keep flowing long after that.
+BRIDGE_COMMAND = f"sudo -n socat -t 86400 - UNIX-CONNECT:{SOCKET}"
+CHUNK = 64 * 1024
+
+
+class Channel(Protocol):
+    """What the bridge needs from a paramiko Channel (fakes in tests)."""
+
+    def send(self, data: bytes) -> int: ...
+    def recv(self, nbytes: int) -> bytes: ...
+    def shutdown_write(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class DockerProxyError(LabError):
+    """The proxy to a node's engine could not be set up."""
+
+
+def _send_all(send: Callable[[bytes], int], data: bytes) -> None:
+    while data:
+        sent = send(data)
+        if sent <= 0:
+            raise OSError("channel closed")
+        data = data[sent:]
+
+
+def bridge(local: socket.socket, channel: Channel) -> None:
+    """Copy both ways until both ends are done; a half-close travels as a half-close.
+
+    Returns when the engine side has finished answering (or either side failed), and
+    closes both, so a docker client killed mid-stream ends its remote bridge too.
+    """
+
+    def upstream() -> None:
+        try:
+            while data := local.recv(CHUNK):
+                _send_all(channel.send, data)
+            channel.shutdown_write()  # the client half-closed: tell the engine, keep reading
+        except OSError:
+            with contextlib.suppress(Exception):
+                channel.close()
+
+    pump = threading.Thread(target=upstream, daemon=True)
+    pump.start()
+    try:
+        while data := channel.recv(CHUNK):
+            local.sendall(data)
+        with contextlib.suppress(OSError):
+            local.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            channel.close()
+        with contextlib.suppress(OSError):
+            local.shutdown(socket.SHUT_RDWR)
+        local.close()
+        pump.join(timeout=5)
+
+
+class SocketProxy:
+    """A unix socket whose every connection is bridged to a fresh channel from open_channel()."""
+
+    def __init__(self, path: Path, open_channel: Callable[[], Channel]) -> None:
+        self.path = path
+        self.open_channel = open_channel
+        self.last_activity = 0.0
+        self.active = 0
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            self.listener.bind(str(path))
+        finally:
+            os.umask(old)
+        self.listener.listen(16)
+        self.listener.settimeout(1.0)
+
+    def serve(self, keep_going: Callable[[], bool] = lambda: True) -> None:
+        """Accept until close() or until keep_going() turns false (checked every second)."""
+        self.last_activity = time.monotonic()
+        while not self._closed.is_set() and keep_going():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            self.last_activity = time.monotonic()
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.active += 1
+        try:
+            channel = self.open_channel()
+        except Exception:
+            conn.close()
+        else:
+            bridge(conn, channel)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def node_endpoint(lab: str, node: str) -> Endpoint:
+    """The node's loopback SSH port with the lab's key and pinned known_hosts."""
+    state = LabState(lab)
+    ledger = state.load()
+    return LabSession(state, ledger).endpoint(_record(ledger, node))
+
+
+def channel_opener(endpoint: Endpoint) -> tuple[Callable[[], Channel], Callable[[], None]]:
+    """One pinned SSH connection; each call opens a channel running the engine bridge."""
+    connection = open_checked(endpoint)
+    transport = connection.client.get_transport()
+    if transport is None:
+        connection.close()
+        raise DockerProxyError(f"node {endpoint.node}: the SSH connection closed at once")
+
+    def opener() -> Channel:
+        channel = transport.open_session(timeout=10)
+        channel.exec_command(BRIDGE_COMMAND)
+        return channel  # type: ignore[no-any-return]
+
+    return opener, connection.close
+
+
+@contextlib.contextmanager
+def proxied(endpoint: Endpoint) -> Iterator[str]:
+    """A private unix socket forwarding to the node's engine, for the duration of the block."""
+    opener, disconnect = channel_opener(endpoint)
+    workdir = Path(tempfile.mkdtemp(prefix="lab-docker-"))  # 0700 by mkdtemp
+    proxy = SocketProxy(workdir / "engine.sock", opener)
+    threading.Thread(target=proxy.serve, daemon=True).start()
+    try:
+        yield f"unix://{proxy.path}"
+    finally:
+        proxy.close()
+        disconnect()
+        with contextlib.suppress(OSError):
+            workdir.rmdir()
+
+
+def docker_binary() -> str:
+    found = shutil.which("docker")
+    if not found:
+        raise MissingToolError("the docker CLI is not installed on this host (only the client is needed)")
+    return found
+
+
+def run_docker(lab: str, node: str, args: list[str]) -> int:
+    """`lab docker LAB NODE -- ARGS`: the host's docker CLI, through the proxy; its exit code."""
+    endpoint = node_endpoint(lab, node)
+    binary = docker_binary()
+    with proxied(endpoint) as host:
+        env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY")}
+        env["DOCKER_HOST"] = host
+        return subprocess.call([binary, *args], env=env)
+
+
+# `lab docker-env`: a proxy that outlives the command, for eval and for docker-py ------------
+IDLE_EXIT = 3600.0  # a background proxy with no client for this long goes away
+
+
+def socket_path(lab: str, node: str) -> Path:
+    """Inside the lab's own 0700 state dir; in a private /tmp dir when that path is too long."""
+    path = LabState(lab).dir / "docker" / f"{node}.sock"
+    if len(str(path)) < 100:
+        return path
+    private = Path(tempfile.gettempdir()) / f"lab-docker-{os.getuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    st = private.lstat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077 or not private.is_dir() or private.is_symlink():
+        raise DockerProxyError(f"{private} is not a private directory of this user; remove it")
+    return private / f"{lab}-{node}.sock"
+
+
+def _pidfile(sock: Path) -> Path:
+    return sock.with_suffix(".pid")
+
+
+def running_proxy(sock: Path) -> int | None:
+    try:
+        pid = int(_pidfile(sock).read_text())
+        os.kill(pid, 0)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(2)
+            probe.connect(str(sock))
+        finally:
+            probe.close()
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def serve_background(lab: str, node: str) -> None:
+    """The body of the detached proxy: serve until idle, the lab is gone, or SSH drops."""
+    sock = socket_path(lab, node)
+    endpoint = node_endpoint(lab, node)
+    opener, disconnect = channel_opener(endpoint)
+    proxy = SocketProxy(sock, opener)
+    _pidfile(sock).write_text(str(os.getpid()))
+    state = LabState(lab)
+
+    def keep_going() -> bool:
+        idle = time.monotonic() - proxy.last_activity
+        return state.exists() and (proxy.active > 0 or idle < IDLE_EXIT)
+
+    try:
+        proxy.serve(keep_going)
+    finally:
+        proxy.close()
+        disconnect()
+        with contextlib.suppress(FileNotFoundError):
+            _pidfile(sock).unlink()
+
+
+def ensure_background(lab: str, node: str, timeout: float = 30.0) -> tuple[Path, int]:
+    """Start the detached proxy unless one is already serving; its socket and pid."""
+    node_endpoint(lab, node)  # fail here, in the foreground, on a bad lab or node name
+    sock = socket_path(lab, node)
+    pid = running_proxy(sock)
+    if pid:
+        return sock, pid
+    log = sock.with_suffix(".log")
+    sock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        child = subprocess.Popen([sys.executable, "-m", "provisioner.docker", lab, node], stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=out, start_new_session=True, cwd="/")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            detail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise DockerProxyError(f"the docker proxy for {lab}/{node} failed: {detail[0]}")
+        pid = running_proxy(sock)
+        if pid:
+            return sock, pid
+        time.sleep(0.1)
+    child.kill()
+    raise DockerProxyError(f"the docker proxy for {lab}/{node} did not come up in {timeout:.0f} s")
+
+
+def stop_background(lab: str, node: str) -> bool:
+    """End the detached proxy (by its recorded pid) if it runs."""
+    sock = socket_path(lab, node)
+    pid = running_proxy(sock)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    return True
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    serve_background(sys.argv[1], sys.argv[2])

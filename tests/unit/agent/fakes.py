@@ -1,0 +1,90 @@
+"""Fake kernel seams (network, mounts, whiteouts, crun) shared by the fixtures and fakeengine.py."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+AGENT = Path(__file__).resolve().parents[3] / "guest-agent"
+if str(AGENT) not in sys.path:
+    sys.path.insert(0, str(AGENT))
+
+from labagent.cgroups import Cgroups  # noqa: E402
+from labagent.engine import Seams  # noqa: E402
+from labagent.nftrules import PortRule  # noqa: E402
+from labagent.runtime import Runtime  # noqa: E402
+
+
+class FakeNetwork:
+    """Records what the engine asks of the network; fails on demand."""
+
+    gateway = "172.31.0.1"
+    prefix = 24
+
+    def __init__(self) -> None:
+        self.attached: dict[str, str] = {}
+        self.rules: list[PortRule] = []
+        self.busy_ports: set[int] = set()
+        self.fail_attach = False
+
+    def netns_path(self, cid: str) -> str:
+        return f"/run/netns/lab-{cid[:12]}"
+
+    def attach(self, cid: str, ip: str) -> str:
+        if self.fail_attach:
+            raise RuntimeError("veth creation failed")
+        self.attached[cid] = ip
+        return "02:42:ac:1f:00:02"
+
+    def detach(self, cid: str) -> None:
+        self.attached.pop(cid, None)
+
+    def publish(self, rules: list[PortRule]) -> None:
+        self.rules = list(rules)
+
+    def port_in_use(self, port: int, proto: str, host_ip: str = "") -> bool:
+        return port in self.busy_ports
+
+
+class FakeMounter:
+    def __init__(self) -> None:
+        self.mounted: set[Path] = set()
+
+    def mount(self, lowers: list[Path], upper: Path, work: Path, merged: Path) -> None:
+        assert all(p.is_dir() for p in lowers)
+        self.mounted.add(merged)
+
+    def unmount(self, merged: Path) -> None:
+        self.mounted.discard(merged)
+
+    def is_mounted(self, merged: Path) -> bool:
+        return merged in self.mounted
+
+
+class RecordingWhiteouts:
+    def __init__(self) -> None:
+        self.whiteouts: list[Path] = []
+        self.opaques: list[Path] = []
+
+    def whiteout(self, path: Path) -> None:
+        self.whiteouts.append(path)
+
+    def opaque(self, path: Path) -> None:
+        self.opaques.append(path)
+
+
+def make_seams(tmp: Path) -> Seams:
+    """Seams for an engine rooted in tmp: fake crun script, fake busybox, fake network and mounts."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    busybox = tmp / "busybox"
+    busybox.write_text("#!/bin/sh\necho sh; echo ls; echo cat; echo busybox\n")
+    busybox.chmod(0o755)
+    crun = tmp / "crun"
+    crun.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+                    "import fakecrun\nsys.exit(fakecrun.main(sys.argv[1:]))\n")
+    crun.chmod(0o755)
+    resolv = tmp / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.53\nnameserver 10.0.2.3\n")
+    return Seams(runtime=Runtime(str(crun), tmp / "crun-state"), network=FakeNetwork(),
+                 cgroups=Cgroups(tmp / "cgroup"), mounter=FakeMounter(),
+                 whiteouts=RecordingWhiteouts(), busybox=busybox, resolv=resolv)

@@ -1,0 +1,244 @@
+"""The host side of `lab docker`: the stdio bridge, the unix-socket proxy and the commands.
+
+SSH itself is faked: a "channel" here is a socket to the fake engine, which is what the
+guest's `socat - UNIX-CONNECT:engine.sock` gives a real SSH channel.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from provisioner import cli_docker, docker
+from provisioner.errors import UserInputError
+from provisioner.state import LabState, Ledger, NodeRecord
+from tests.unit.agent.dockerhost import DOCKER, EngineProcess, start_engine
+
+SHIM = Path(__file__).resolve().parents[2] / "guest-agent" / "bin" / "docker"
+
+
+class SocketChannel:
+    """A paramiko-Channel look-alike over a connected socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.closed = False
+
+    def send(self, data: bytes) -> int:
+        return self.sock.send(data)
+
+    def recv(self, nbytes: int) -> bytes:
+        return self.sock.recv(nbytes)
+
+    def shutdown_write(self) -> None:
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+class ShimChannel:
+    """The guest shim (`docker system dial-stdio` -> socat) as a subprocess, like an SSH exec channel."""
+
+    def __init__(self, eng: EngineProcess) -> None:
+        env = {**os.environ, "LAB_AGENT_SOCKET": str(eng.socket)}
+        self.proc = subprocess.Popen(["sh", str(SHIM), "system", "dial-stdio"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env)
+
+    def send(self, data: bytes) -> int:
+        assert self.proc.stdin
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+        return len(data)
+
+    def recv(self, nbytes: int) -> bytes:
+        assert self.proc.stdout
+        return os.read(self.proc.stdout.fileno(), nbytes)
+
+    def shutdown_write(self) -> None:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def engine_channel(eng: EngineProcess) -> SocketChannel:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(str(eng.socket))
+    return SocketChannel(sock)
+
+
+def test_bridge_carries_both_ways_and_passes_the_half_close_on() -> None:
+    client, local = socket.socketpair()
+    remote, far = socket.socketpair()
+    channel = SocketChannel(remote)
+    thread = threading.Thread(target=docker.bridge, args=(local, channel), daemon=True)
+    thread.start()
+    client.sendall(b"request")
+    client.shutdown(socket.SHUT_WR)  # the docker CLI does this after a hijack
+    far.settimeout(5)
+    got = b""
+    while chunk := far.recv(100):
+        got += chunk
+    assert got == b"request"  # ... and the far end saw end-of-file
+    far.sendall(b"answer after the half-close")
+    far.close()
+    client.settimeout(5)
+    reply = b""
+    while chunk := client.recv(100):
+        reply += chunk
+    assert reply == b"answer after the half-close"
+    thread.join(5)
+    assert not thread.is_alive() and channel.closed
+
+
+def test_bridge_closes_the_channel_when_the_client_dies() -> None:
+    client, local = socket.socketpair()
+    remote, far = socket.socketpair()
+    channel = SocketChannel(remote)
+    thread = threading.Thread(target=docker.bridge, args=(local, channel), daemon=True)
+    thread.start()
+    far.sendall(b"streaming")
+    client.settimeout(5)
+    assert client.recv(100) == b"streaming"
+    client.close()
+    for _ in range(50):  # the next write to the dead client fails and ends the bridge
+        try:
+            far.sendall(b"more")
+        except OSError:
+            break
+        thread.join(0.1)
+        if not thread.is_alive():
+            break
+    thread.join(5)
+    assert not thread.is_alive() and channel.closed
+
+
+def test_proxy_socket_is_private(tmp_path: Path) -> None:
+    proxy = docker.SocketProxy(tmp_path / "p" / "engine.sock", lambda: pytest.fail("no connection"))
+    try:
+        assert (proxy.path.stat().st_mode & 0o777) == 0o600
+        assert (proxy.path.parent.stat().st_mode & 0o777) == 0o700
+    finally:
+        proxy.close()
+    assert not proxy.path.exists()
+
+
+@pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")
+@pytest.mark.parametrize("via", ["socket", "shim"])
+def test_real_docker_cli_through_the_proxy(tmp_path: Path, via: str) -> None:
+    if via == "shim" and (shutil.which("socat") is None or os.getuid() != 0):
+        pytest.skip("the guest shim needs socat (and root, as in the guest)")
+    eng = start_engine(tmp_path / "engine")
+    channel: Any = engine_channel if via == "socket" else ShimChannel
+    proxy = docker.SocketProxy(tmp_path / "proxy" / "engine.sock", lambda: channel(eng))
+    threading.Thread(target=proxy.serve, daemon=True).start()
+    env = {**eng.env(), "DOCKER_HOST": f"unix://{proxy.path}"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        assert DOCKER
+        return subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True, timeout=30, check=False)
+
+    try:
+        assert run("version", "--format", "{{.Server.APIVersion}}").stdout.strip() == "1.43"
+        fg = run("run", "--name", "fg", "busybox", "sh", "-c", "echo through the proxy; exit 7")
+        assert (fg.returncode, fg.stdout) == (7, "through the proxy\n")
+        run("run", "-d", "--name", "bg", "busybox", "sleep", "30")
+        ex = run("exec", "bg", "sh", "-c", "echo in; exit 3")
+        assert (ex.returncode, ex.stdout) == (3, "in\n")
+        assert "bg" in run("ps", "--format", "{{.Names}}").stdout
+        assert run("rm", "-f", "bg", "fg").returncode == 0
+    finally:
+        proxy.close()
+        eng.stop()
+
+
+def test_channel_opener_runs_the_bridge_over_the_pinned_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    commands: list[str] = []
+
+    class FakeChannel:
+        def exec_command(self, command: str) -> None:
+            commands.append(command)
+
+    class FakeTransport:
+        def open_session(self, timeout: float) -> FakeChannel:
+            return FakeChannel()
+
+    class FakeConnection:
+        client = type("C", (), {"get_transport": lambda self: FakeTransport()})()
+        closed = False
+
+        def close(self) -> None:
+            FakeConnection.closed = True
+
+    seen: list[Any] = []
+    monkeypatch.setattr(docker, "open_checked", lambda endpoint: seen.append(endpoint) or FakeConnection())
+    opener, disconnect = docker.channel_opener("endpoint")  # type: ignore[arg-type]
+    opener()
+    disconnect()
+    assert seen == ["endpoint"] and FakeConnection.closed
+    assert commands == ["sudo -n socat -t 86400 - UNIX-CONNECT:/run/lab-agent/engine.sock"]
+
+
+@pytest.fixture
+def lab(private_lab_home: Path) -> Any:
+    state = LabState("dk")
+    state.claim()
+    node = NodeRecord(name="n1", domain="lab-dk-n1", ssh_port=40111, mac="52:54:00:00:00:01", overlay="o",
+                      seed="s", console_log="c", host_key="k", memory_mib=512, cpus=1, image="debian-12")
+    state.save(Ledger(name="dk", uri="qemu:///embed?root=x", source="x.yaml", instance="i", nodes={"n1": node}))
+    yield state
+    shutil.rmtree(state.dir)
+
+
+def test_endpoint_uses_the_labs_key_and_known_hosts(lab: LabState) -> None:
+    endpoint = docker.node_endpoint("dk", "n1")
+    assert (endpoint.port, endpoint.user, endpoint.host) == (40111, "lab", "127.0.0.1")
+    assert endpoint.key == lab.user_key and endpoint.known_hosts == lab.known_hosts
+    with pytest.raises(UserInputError, match="no node 'nope'"):
+        docker.node_endpoint("dk", "nope")
+
+
+def test_socket_path_is_in_the_lab_dir_or_a_private_tmp_dir(lab: LabState, monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    assert docker.socket_path("dk", "n1") == lab.dir / "docker" / "n1.sock"
+    monkeypatch.setattr(LabState, "__init__", lambda self, name: setattr(self, "dir", Path("/x" * 60)))
+    monkeypatch.setattr(docker.tempfile, "gettempdir", lambda: str(tmp_path))
+    path = docker.socket_path("dk", "n1")
+    assert path == tmp_path / f"lab-docker-{os.getuid()}" / "dk-n1.sock"
+    assert (path.parent.stat().st_mode & 0o777) == 0o700
+    os.chmod(path.parent, 0o755)
+    with pytest.raises(docker.DockerProxyError, match="not a private directory"):
+        docker.socket_path("dk", "n1")
+
+
+def test_no_background_proxy_is_reported_as_none(lab: LabState) -> None:
+    assert docker.running_proxy(docker.socket_path("dk", "n1")) is None
+    assert docker.stop_background("dk", "n1") is False
+
+
+def test_commands_pass_arguments_and_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    group = click.Group()
+    cli_docker.register(group)
+    calls: list[tuple[str, str, list[str]]] = []
+    monkeypatch.setattr(docker, "run_docker", lambda lab, node, args: calls.append((lab, node, args)) or 5)
+    result = CliRunner().invoke(group, ["docker", "dk", "n1", "--", "run", "--rm", "-e", "A=1", "busybox"])
+    assert result.exit_code == 5 and calls == [("dk", "n1", ["run", "--rm", "-e", "A=1", "busybox"])]
+    monkeypatch.setattr(docker, "ensure_background", lambda lab, node: (Path("/s/n1.sock"), 42))
+    result = CliRunner().invoke(group, ["docker-env", "dk", "n1"])
+    assert result.output.splitlines()[0] == "export DOCKER_HOST=unix:///s/n1.sock"
+    monkeypatch.undo()
+    result = CliRunner().invoke(group, ["docker", "nolab", "n1", "--", "ps"])
+    assert result.exit_code == 2 and "no lab named 'nolab'" in result.output
