@@ -5,16 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 from rich.table import Table
 
-from .console import RichReporter, err_console, out_console
-from .errors import LabError
+from .console import RichReporter, err_console, out_console, print_json, reports_errors
 from .images.builder import ImageBuilder
 from .images.recipe import DEFAULT_IMAGE, recipe_named
 from .images.store import ImageStore
@@ -23,29 +19,6 @@ from .lab.boot import DEFAULT_TIMEOUT
 from .lab.create import CreateOptions, create
 from .lab.teardown import destroy, destroy_all
 from .paths import images_dir
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def reports_errors(function: F) -> F:
-    """LabError becomes one line on stderr and its exit code; Ctrl-C exits 130."""
-
-    @wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except LabError as error:
-            err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-            sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/yellow]")
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

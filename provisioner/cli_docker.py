@@ -4,39 +4,18 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
 
 import click
 
 from . import docker
-from .errors import LabError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _reports(function: F) -> F:
-    """LabError -> one line on stderr and its exit code (as the rest of the CLI does)."""
-
-    @wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except LabError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(error.exit_code)
-        except KeyboardInterrupt:
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
+from .console import reports_errors
 
 
 @click.command("docker", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("lab")
 @click.argument("node")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@_reports
+@reports_errors
 def docker_command(lab: str, node: str, args: tuple[str, ...]) -> None:
     """Run the host's docker CLI against NODE's engine: lab docker LAB NODE -- ps -a.
 
@@ -52,7 +31,7 @@ def docker_command(lab: str, node: str, args: tuple[str, ...]) -> None:
 @click.argument("lab")
 @click.argument("node")
 @click.option("-u", "--unset", "unset", is_flag=True, help="Stop the node's proxy and print `unset` lines.")
-@_reports
+@reports_errors
 def docker_env_command(lab: str, node: str, unset: bool) -> None:
     """Print DOCKER_HOST for NODE, for eval "$(lab docker-env LAB NODE)".
 

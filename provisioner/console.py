@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
+from collections.abc import Callable
+from functools import wraps
 from types import TracebackType
+from typing import Any, TypeVar
 
+import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from .errors import LabError
+
 err_console = Console(stderr=True)
 out_console = Console()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(function: F) -> F:
+    """LabError becomes one line on stderr and its exit code; Ctrl-C exits 130."""
+
+    @wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except LabError as error:
+            err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]")
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
 
 
 class RichReporter:

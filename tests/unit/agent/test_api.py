@@ -232,7 +232,7 @@ def test_exec_keeps_path_when_the_container_has_its_own_env(client):
     client.request("POST", f"/containers/{cid}/start").read()
     body = {"Cmd": ["sh", "-c", "echo $GREETING"], "AttachStdout": True, "AttachStderr": True}
     eid = client.json("POST", "/containers/envbox/exec", body=body)["Id"]
-    resp, body = raw(client, "POST", f"/v1.43/exec/{eid}/start", {"Detach": False, "Tty": False})
+    _, body = raw(client, "POST", f"/v1.43/exec/{eid}/start", {"Detach": False, "Tty": False})
     assert list(read_frames(_reader(body))) == [(1, b"hi\n")]
     assert client.json("GET", f"/exec/{eid}/json")["ExitCode"] == 0
 
