@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import subprocess
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +109,33 @@ def test_bad_input_gets_a_docker_style_error(lab: Lab, engine_lab: str) -> None:
     port = on(lab, "node1", "labctl run -d --name y -p 8080:80 busybox true", check=False)
     assert port.returncode != 0 and "8080" in port.stdout + port.stderr
     assert "y" not in on(lab, "node1", "labctl ps -a").stdout.split()
+
+
+def docker_save_tarball(path: Path) -> None:
+    """A one-layer docker-save archive, made here on the host."""
+    def tar_of(files: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+    layer = tar_of({"hello.txt": b"pushed from the host\n"})
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/hello.txt"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["pushed:1"], "Layers": ["layer/layer.tar"]}])
+    path.write_bytes(tar_of({"manifest.json": manifest.encode(), config_name: config, "layer/layer.tar": layer}))
+
+
+def test_image_push_loads_a_host_tarball_into_a_node(lab: Lab, engine_lab: str, tmp_path: Path) -> None:
+    archive = tmp_path / "pushed.tar"
+    docker_save_tarball(archive)
+    assert "pushed:1" in lab("image", "push", engine_lab, "node2", str(archive)).stdout
+    assert "pushed" in on(lab, "node2", "labctl images").stdout
+    assert "pushed" not in on(lab, "node1", "labctl images").stdout
+    missing = lab("image", "push", engine_lab, "node2", str(tmp_path / "nope.tar"), check=False)
+    assert missing.returncode == 2 and "no such file" in missing.stderr

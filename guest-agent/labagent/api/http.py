@@ -11,6 +11,7 @@ import logging
 import select
 import socket
 import socketserver
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import IO, Any
@@ -114,22 +115,10 @@ class Request:
                     while rfile.readline().strip():
                         pass
                     return
-                remaining = size
-                while remaining:
-                    data = rfile.read(min(remaining, 1 << 20))
-                    if not data:
-                        raise ConnectionResetError("request body cut short")
-                    remaining -= len(data)
-                    yield data
+                yield from _read_exactly(rfile, size)
                 rfile.readline()
         else:
-            remaining = self._body_length()
-            while remaining:
-                data = rfile.read(min(remaining, 1 << 20))
-                if not data:
-                    raise ConnectionResetError("request body cut short")
-                remaining -= len(data)
-                yield data
+            yield from _read_exactly(rfile, self._body_length())
 
     def body(self, limit: int = JSON_LIMIT) -> bytes:
         data = b""
@@ -269,3 +258,14 @@ def engine_error_response(exc: EngineError) -> Response:
     if exc.status == 304:
         return Response(304)
     return error_response(exc.message, exc.status)
+
+
+def _read_exactly(rfile: Any, size: int) -> Iterator[bytes]:
+    """`size` bytes of a request body, in chunks; a client that stops early is gone."""
+    remaining = size
+    while remaining:
+        data = rfile.read(min(remaining, 1 << 20))
+        if not data:
+            raise ConnectionResetError("request body cut short")
+        remaining -= len(data)
+        yield data
