@@ -23,7 +23,7 @@ from typing import Protocol
 
 from .agent import SOCKET
 from .errors import LabError, MissingToolError
-from .lab.access import _record
+from .lab.access import node_record
 from .lab.session import LabSession
 from .remote import Endpoint, open_checked
 from .state import LabState
@@ -150,7 +150,7 @@ def node_endpoint(lab: str, node: str) -> Endpoint:
     """The node's loopback SSH port with the lab's key and pinned known_hosts."""
     state = LabState(lab)
     ledger = state.load()
-    return LabSession(state, ledger).endpoint(_record(ledger, node))
+    return LabSession(state, ledger).endpoint(node_record(ledger, node))
 
 
 def channel_opener(endpoint: Endpoint) -> tuple[Callable[[], Channel], Callable[[], None]]:

@@ -12,7 +12,7 @@ from ..templating import render
 from .session import LabSession
 
 
-def _record(ledger: Ledger, node: str) -> NodeRecord:
+def node_record(ledger: Ledger, node: str) -> NodeRecord:
     try:
         return ledger.nodes[node]
     except KeyError:
@@ -24,7 +24,7 @@ def ssh_argv(name: str, node: str, command: list[str], tty: bool) -> list[str]:
     """OpenSSH with the lab's key and pinned known_hosts; the CLI execs it."""
     state = LabState(name)
     ledger = state.load()
-    record = _record(ledger, node)
+    record = node_record(ledger, node)
     argv = [
         "ssh", "-p", str(record.ssh_port), "-i", str(state.user_key),
         "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={state.known_hosts}",
@@ -58,7 +58,7 @@ def execute(name: str, nodes: list[str] | None, command: str) -> list[ExecResult
     """Run one command on the chosen nodes (all when None) at once."""
     state = LabState(name)
     ledger = state.load()
-    chosen = [_record(ledger, node) for node in nodes] if nodes else list(ledger.nodes.values())
+    chosen = [node_record(ledger, node) for node in nodes] if nodes else list(ledger.nodes.values())
     session = LabSession(state, ledger)
     by_port = {record.ssh_port: record.name for record in chosen}
     results = run_on_all([session.endpoint(record) for record in chosen], command)

@@ -11,7 +11,7 @@ from .. import agent
 from ..errors import RemoteError, UserInputError
 from ..remote import open_checked, run
 from ..state import LabState
-from .access import _record
+from .access import node_record
 from .session import LabSession
 
 
@@ -39,7 +39,7 @@ def push_image(name: str, node: str, archive: Path) -> str:
         raise UserInputError(f"{archive}: no such file")
     state = LabState(name)
     session = LabSession(state, state.load())
-    record = _record(session.ledger, node)
+    record = node_record(session.ledger, node)
     remote = f"/tmp/lab-push-{uuid.uuid4().hex[:8]}.tar"
     connection = open_checked(session.endpoint(record))
     try:
