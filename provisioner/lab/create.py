@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import labfile
-from ..errors import UserInputError
+from ..errors import LabFileError, UserInputError
 from ..hosttools import require_tools
 from ..hypervisor import accel as acceleration
 from ..hypervisor.connection import embedded_root, embedded_uri
@@ -53,10 +53,17 @@ def check_fits_host(spec: LabSpec) -> None:
         )
 
 
+def recipe_for(spec: LabSpec, node: str) -> Recipe:
+    try:
+        return recipe_named(spec.nodes[node].image)
+    except UserInputError as error:
+        raise LabFileError(f"{spec.source}: nodes.{node}.image: {error}") from None
+
+
 def create(reference: str, options: CreateOptions, reporter: Reporter) -> Ledger:
     spec = labfile.load(reference)
     check_fits_host(spec)
-    recipes = {name: recipe_named(name) for name in {n.image for n in spec.nodes.values()}}
+    recipes = {node.image: recipe_for(spec, node.name) for node in spec.nodes.values()}
     acceleration.choose(options.accel, why_not_kvm="")  # validates the option only
     state = LabState(spec.name)
     uri = options.connect or spec.connect or embedded_uri(state.libvirt_root)

@@ -26,6 +26,7 @@ def labs_created(home: Path) -> list[str]:
         ("name: bad\nnodes: {N_1: {}}\n", "nodes.N_1: 'N_1' is not a DNS label"),
         ("name: bad\nnodes: [\n", "invalid YAML"),
         ("name: bad\nnodes: {n1: {memory: 100G}, n2: {memory: 100G}}\n", "the host has"),
+        ("name: bad\nnodes: {n1: {image: debian-99}}\n", "nodes.n1.image: unknown image 'debian-99'"),
     ],
 )
 def test_bad_lab_files(tmp_path: Path, private_lab_home: Path, content: str, expected: str) -> None:
