@@ -13,6 +13,7 @@ import paramiko
 from fabric import Connection, ThreadingGroup
 from fabric.exceptions import GroupException
 from fabric.group import GroupResult
+from fabric.runners import Result
 
 from .errors import RemoteError
 
@@ -102,12 +103,18 @@ def run(connection: Connection, command: str, timeout: float | None = None) -> t
     return result.exited, result.stdout, result.stderr
 
 
-def run_on_all(endpoints: list[Endpoint], command: str) -> GroupResult:
-    """Run one command on many nodes at once (fabric's ThreadingGroup)."""
-    group = ThreadingGroup.from_connections([connect(endpoint) for endpoint in endpoints])
+def run_on_all(endpoints: list[Endpoint], command: str) -> dict[str, Result | Exception]:
+    """Run one command on many nodes at once (fabric's ThreadingGroup).
+
+    Returns each node's result, or the exception that kept it from running, by node name
+    in the order given.
+    """
+    connections = {endpoint.node: connect(endpoint) for endpoint in endpoints}
+    group = ThreadingGroup.from_connections(list(connections.values()))
     try:
-        return group.run(command, hide=True, warn=True, in_stream=False)
+        results: GroupResult = group.run(command, hide=True, warn=True, in_stream=False)
     except GroupException as failure:  # some nodes could not be reached at all
-        return failure.result
+        results = failure.result
     finally:
         group.close()
+    return {node: results[connection] for node, connection in connections.items()}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from ..errors import UserInputError
 from ..paths import TEMPLATES_DIR
@@ -80,7 +80,6 @@ class Recipe:
     disk_size: str = "4G"
     dpkg_excludes: tuple[str, ...] = DPKG_EXCLUDES
     builder_version: int = 1
-    extra: dict[str, str] = field(default_factory=dict)
 
     def cache_key(self) -> str:
         """A hash of the recipe and of the content of every file it installs."""

@@ -60,16 +60,13 @@ def execute(name: str, nodes: list[str] | None, command: str) -> list[ExecResult
     ledger = state.load()
     chosen = [node_record(ledger, node) for node in nodes] if nodes else list(ledger.nodes.values())
     session = LabSession(state, ledger)
-    by_port = {record.ssh_port: record.name for record in chosen}
     results = run_on_all([session.endpoint(record) for record in chosen], command)
-    found = []
-    for connection, result in results.items():
-        node = by_port[connection.port]
-        if isinstance(result, Exception):
-            found.append(ExecResult(node, None, "", "", f"{type(result).__name__}: {result}"))
-        else:
-            found.append(ExecResult(node, result.exited, result.stdout, result.stderr))
-    return sorted(found, key=lambda r: list(by_port.values()).index(r.node))
+    return [
+        ExecResult(node, None, "", "", f"{type(result).__name__}: {result}")
+        if isinstance(result, Exception)
+        else ExecResult(node, result.exited, result.stdout, result.stderr)
+        for node, result in results.items()
+    ]
 
 
 def inventory(name: str, style: str) -> str:

@@ -82,11 +82,10 @@ def _probe_guests(state: LabState, ledger: Ledger, nodes: list[NodeStatus]) -> N
     if not nodes:
         return
     session = LabSession(state, ledger)
-    endpoints = {session.endpoint(ledger.nodes[n.name]).port: n for n in nodes}
     results = run_on_all([session.endpoint(ledger.nodes[n.name]) for n in nodes], PROBE)
-    for connection, result in results.items():
-        node = endpoints[connection.port]
-        if not hasattr(result, "stdout") or result.exited != 0:
+    for node in nodes:
+        result = results[node.name]
+        if isinstance(result, Exception) or result.exited != 0:
             continue
         lines = result.stdout.splitlines()
         if len(lines) >= 2:

@@ -71,9 +71,9 @@ class LabSession:
 @contextmanager
 def opened(name: str) -> Iterator[LabSession]:
     state = LabState(name)
-    ledger = state.load()
+    state.load()  # a missing lab is a clear error here; taking the lock would create its dir
     with state.locked():
-        session = LabSession(state, state.load() if state.exists() else ledger)
+        session = LabSession(state, state.load())
         try:
             yield session
         finally:
