@@ -12,6 +12,7 @@ import libvirt
 
 from ..errors import MissingToolError, UnreachableHypervisorError, UserInputError
 from ..templating import render
+from . import capabilities_cache
 
 # QEMU's monitor socket lives under the embedded root; UNIX socket paths stop at 108 bytes.
 MAX_EMBED_ROOT = 60
@@ -84,6 +85,7 @@ def open_connection(uri: str) -> libvirt.virConnect:
     root = embedded_root(uri)
     if root is not None:
         prepare_embedded_root(root)
+        capabilities_cache.seed(root)
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as error:
@@ -93,6 +95,9 @@ def open_connection(uri: str) -> libvirt.virConnect:
 
 def close_connection(connection: libvirt.virConnect) -> None:
     try:
+        root = embedded_root(connection.getURI())
         connection.close()
     except libvirt.libvirtError:
-        pass
+        return
+    if root is not None:
+        capabilities_cache.keep(root)
