@@ -31,6 +31,13 @@ class Cgroups:
         self._enable(self.base)
 
     def _enable(self, path: Path) -> None:
+        """All controllers in one write; one by one only if that fails (one is missing)."""
+        try:
+            with open(path / "cgroup.subtree_control", "w") as handle:
+                handle.write(" ".join(f"+{c}" for c in CONTROLLERS))
+            return
+        except OSError:
+            pass
         for controller in CONTROLLERS:
             try:
                 with open(path / "cgroup.subtree_control", "w") as handle:

@@ -45,10 +45,11 @@ class ContainerStore:
                 self._logs[cid] = LogFile(self.bundle(cid) / LOG)
             return self._logs[cid]
 
-    def save(self, container: Container) -> None:
+    def save(self, container: Container, durable: bool = True) -> None:
+        """Write the record (see write_json for `durable`) and wake every waiter."""
         with self.lock:
             if container.id in self._items:
-                write_json(self.bundle(container.id) / RECORD, container.to_dict())
+                write_json(self.bundle(container.id) / RECORD, container.to_dict(), durable)
             self.changed.notify_all()
 
     def check_name(self, name: str) -> None:

@@ -180,7 +180,9 @@ class Lifecycle:
             container.state = ContainerState(
                 status="running", shim_pid=shim.pid, shim_start=shim.start, started_at=rfc3339(),
                 exits=container.state.exits)
-            self.store.save(container)
+            # not fsynced: a node crash ends the shim too, and adopt() then reads the
+            # record as stopped whichever version of it survived
+            self.store.save(container, durable=False)
         self.supervise(container)
 
     def supervise(self, container: Container) -> None:
@@ -198,7 +200,7 @@ class Lifecycle:
             with self.store.changed:
                 if pid and container.state.exits == run:
                     container.state.pid = pid
-                    self.store.save(container)
+                    self.store.save(container, durable=False)
                     return
                 if container.state.exits != run:
                     if pid:

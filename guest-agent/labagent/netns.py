@@ -1,0 +1,94 @@
+"""Named network namespaces (/run/netns/NAME, as `ip netns` makes them), without a fork.
+
+A network namespace belongs to a thread, not the whole process, so a short-lived thread
+unshares one, bind-mounts it at its name and opens a netlink socket in it; the engine's
+own threads never leave the node's namespace. pyroute2 forks a child for this instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import threading
+from pathlib import Path
+
+from .netlink import Rtnl
+
+CLONE_NEWNET = 0x40000000
+MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
+MNT_DETACH = 2
+NETNS_DIR = Path("/run/netns")
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_rundir_lock = threading.Lock()
+_rundir_shared = False
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _share_rundir(rundir: Path) -> None:
+    """Make the run dir a shared mount once, as iproute2 does, so mounts propagate."""
+    global _rundir_shared
+    with _rundir_lock:
+        if _rundir_shared:
+            return
+        rundir.mkdir(parents=True, exist_ok=True)
+        target = str(rundir).encode()
+        if _libc.mount(b"none", target, b"none", MS_SHARED | MS_REC, None) != 0:
+            _check(_libc.mount(target, target, b"none", MS_BIND | MS_REC, None), f"bind {rundir}")
+            _check(_libc.mount(b"none", target, b"none", MS_SHARED | MS_REC, None), f"share {rundir}")
+        _rundir_shared = True
+
+
+def create(name: str, rundir: Path = NETNS_DIR) -> Rtnl:
+    """A new named netns with lo up; returns a netlink socket that works inside it."""
+    _share_rundir(rundir)
+    path = rundir / name
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    result: dict[str, object] = {}
+
+    def inside() -> None:
+        try:
+            _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            own = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
+            _check(_libc.mount(own, str(path).encode(), b"none", MS_BIND, None), f"bind {path}")
+            rtnl = Rtnl()
+            try:
+                rtnl.set_up(1)  # lo is always index 1 in a fresh namespace
+            except BaseException:
+                rtnl.close()
+                raise
+            result["rtnl"] = rtnl
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=inside, name=f"netns-{name}")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        remove(name, rundir)
+        raise result["error"]  # type: ignore[misc]
+    return result["rtnl"]  # type: ignore[return-value]
+
+
+def remove(name: str, rundir: Path = NETNS_DIR) -> bool:
+    """Unmount and unlink a named netns; False if there was none."""
+    path = rundir / name
+    if _libc.umount2(str(path).encode(), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):
+            raise OSError(err, f"umount {path}: {os.strerror(err)}")
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def open_fd(name: str, rundir: Path = NETNS_DIR) -> int:
+    return os.open(rundir / name, os.O_RDONLY | os.O_CLOEXEC)
