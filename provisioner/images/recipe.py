@@ -39,7 +39,7 @@ COMMON_MASKS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 
 # The boot-time levers measured in PLATFORM-NOTES ("Boot speed under TCG").
 FAST_MASKS = (
-    "cloud-init-local.service", "cloud-final.service", "cloud-init-hotplugd.socket",
+    "cloud-init-local.service", "cloud-config.service", "cloud-final.service", "cloud-init-hotplugd.socket",
     "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer", "dpkg-db-backup.timer",
     "logrotate.timer", "systemd-tmpfiles-clean.timer",
     "getty@.service", "serial-getty@.service", "getty.target",
@@ -108,7 +108,7 @@ FAST = Recipe(
         ("/etc/cloud/ds-identify.cfg", "ds-identify.cfg"),
         ("/etc/systemd/network/99-lab-eth0.network", "eth0.network"),
         ("/etc/systemd/journald.conf.d/lab.conf", "journald.conf"),
-        ("/etc/systemd/system/cloud-config.service.d/lab.conf", "cloud-config-dropin.conf"),
+        ("/etc/systemd/system/cloud-init.service.d/lab.conf", "cloud-init-dropin.conf"),
         ("/etc/systemd/system/ssh.service.d/lab.conf", "ssh-dropin.conf"),
         ("/usr/local/libexec/lab-cloud-stages", "lab-cloud-stages"),
     ),
