@@ -64,10 +64,11 @@ def build(store: ImageStore, busybox: Path = Path("/bin/busybox")) -> Image:
     return store.add_image(data, [LayerBlob(blob.digest, blob.size, LAYER_TAR)], [TAG])
 
 
+def needed(store: ImageStore, busybox: Path = Path("/bin/busybox")) -> bool:
+    """On first start only (or after someone removed the image), and if the binary is there."""
+    return busybox.exists() and not any(TAG in image.tags for image in store.images())
+
+
 def ensure(store: ImageStore, busybox: Path = Path("/bin/busybox")) -> Image | None:
-    """Build the image on first start only (or after someone removed it)."""
-    if any(TAG in image.tags for image in store.images()):
-        return None
-    if not busybox.exists():
-        return None
-    return build(store, busybox)
+    """Build the image now if it is needed."""
+    return build(store, busybox) if needed(store, busybox) else None

@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,10 @@ class ImageStore:
             write_json(self.dir / "oci-layout", {"imageLayoutVersion": "1.0.0"})
         if not (self.dir / "index.json").exists():
             write_json(self.dir / "index.json", {"schemaVersion": 2, "manifests": []})
+
+    def exclusive(self) -> AbstractContextManager[Any]:
+        """The store's own lock: whoever holds it (a build at start-up) makes lookups wait."""
+        return self._lock
 
     # blobs -----------------------------------------------------------------------------
     def blob_path(self, digest: str) -> Path:

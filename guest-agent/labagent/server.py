@@ -6,15 +6,18 @@ import argparse
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
 from .api.http import Server
 from .engine import Engine, Seams
+from .notify import Notifier
 from .runtime import Runtime
 
 log = logging.getLogger("labagent")
+START_MODULES = ("overlay", "veth", "nft_ct", "nft_masq", "nft_nat", "nft_fib_ipv4")
 
 
 def serve(socket_path: Path, engine: Engine) -> Server:
@@ -32,6 +35,20 @@ def serve(socket_path: Path, engine: Engine) -> Server:
     return server
 
 
+def _warm_up() -> None:
+    """After READY: what the first requests would otherwise wait for.
+
+    The endpoints' imports, and the kernel modules a first container start needs (the
+    bridge and nf_tables ones were autoloaded by the start-up itself).
+    """
+    from .api import routes  # noqa: F401
+
+    try:
+        subprocess.run(["modprobe", "-a", *START_MODULES], check=False, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.debug("cannot preload %s: %s", START_MODULES, exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labagent.server", description=__doc__)
     parser.add_argument("--socket", default="/run/lab-agent/engine.sock", type=Path)
@@ -40,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crun-root", default="/run/lab-agent/crun", type=Path)
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
+    notifier = Notifier.from_environ()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     engine = Engine(args.root, Seams(runtime=Runtime(args.crun, args.crun_root)))
     engine.startup()
-    server = serve(args.socket, engine)
+    server = serve(args.socket, engine)  # bound and listening: clients queue from here on
 
     def stop(signum: int, frame: object) -> None:
         log.info("signal %d: stopping the API (containers keep running)", signum)
@@ -53,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("serving the engine API on %s (root %s)", args.socket, args.root)
+    notifier.send("READY=1")
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
     server.serve_forever()
     server.server_close()
     return 0
