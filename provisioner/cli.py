@@ -19,6 +19,7 @@ from .lab.boot import DEFAULT_TIMEOUT
 from .lab.create import CreateOptions, create
 from .lab.teardown import destroy, destroy_all
 from .paths import images_dir
+from .state import Ledger
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,9 +43,27 @@ def create_command(lab: str, connect: str | None, accel: str, timeout: float, as
     if as_json:
         print_json(json.loads(ledger.model_dump_json()))
         return
+    out_console.print(phase_timings_table(ledger))
     total = ledger.timings.get("create", 0.0)
     out_console.print(f"lab [bold]{ledger.name}[/bold] is ready in {total:.1f} s. "
                       f"Try: lab ssh {ledger.name} {next(iter(ledger.nodes))}")
+
+
+# Each node's boot phases, in the order they happen (boot.py marks them).
+PHASES = (("vm_started", "VM started"), ("ssh", "SSH"), ("cloud_init", "cloud-init"),
+          ("agent", "agent"), ("containers", "containers"), ("ready", "ready"))
+
+
+def phase_timings_table(ledger: Ledger) -> Table:
+    """When each node reached each phase, in seconds from the start of its boot."""
+    table = Table(title="seconds from each node's boot")
+    table.add_column("node")
+    for _key, title in PHASES:
+        table.add_column(title, justify="right")
+    for node in ledger.nodes.values():
+        table.add_row(node.name, *(f"{node.timings[key]:.1f}" if key in node.timings else "-"
+                                   for key, _title in PHASES))
+    return table
 
 
 @main.command("destroy")

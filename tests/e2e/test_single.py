@@ -97,12 +97,14 @@ def test_the_guest_booted_the_trimmed_way(lab: Lab, single: str, private_lab_hom
     assert Path(kernel).read_bytes()[:4] == b"\x7fELF"  # uncompressed ELF: PVH entry, no decompressor
     assert "-nodefaults" in argv
     assert any("restrict=on" in arg for arg in argv)
+    assert any('"free-page-reporting":true' in arg for arg in argv)
     checks = lab("ssh", single, "node1", "--",
+                 "cat /sys/module/page_reporting/parameters/page_reporting_order;"
                  "test -e /sbin/ifup || echo no-ifupdown;"
                  "systemctl is-enabled cloud-init-local.service cloud-config.service;"
                  "systemctl is-active systemd-networkd;"
                  "cloud-init status", check=False).stdout.split()
-    assert checks == ["no-ifupdown", "masked", "masked", "active", "status:", "done"]
+    assert checks == ["3", "no-ifupdown", "masked", "masked", "active", "status:", "done"]
 
 
 def test_destroy_leaves_nothing(lab: Lab, single: str, private_lab_home: Path) -> None:

@@ -75,3 +75,4 @@ def test_status_of_an_unknown_lab(private_lab_home: Path) -> None:
 def test_destroy_of_an_unknown_lab_is_a_no_op(private_lab_home: Path) -> None:
     done = lab("destroy", "ghost")
     assert done.returncode == 0 and "nothing to destroy" in done.stdout
+
