@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lzma
 import shutil
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from ..errors import ImageBuildError
 from .recipe import IMAGE_FILES_DIR
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
+PT_LOAD = 1
 
 
 def extract_vmlinux(vmlinuz: Path, vmlinux: Path) -> None:
@@ -26,10 +28,34 @@ def extract_vmlinux(vmlinuz: Path, vmlinux: Path) -> None:
             start = data.find(XZ_MAGIC, start + 1)
             continue
         if payload.startswith(b"\x7fELF"):
-            vmlinux.write_bytes(payload)
+            vmlinux.write_bytes(without_zero_tails(payload))
             return
         start = data.find(XZ_MAGIC, start + 1)
     raise ImageBuildError(f"{vmlinuz}: no xz-compressed ELF kernel found inside")
+
+
+def without_zero_tails(elf: bytes) -> bytes:
+    """Each loadable segment's trailing zeros become memory-only (p_filesz < p_memsz).
+
+    QEMU keeps the kernel file mapped for as long as the guest runs, and every page it
+    copied from counts in its RSS. Debian's kernel stores its .bss and .init.scratch as
+    23 MiB of zeros in the file; the loader zero-fills up to p_memsz anyway, so the guest
+    sees the same memory and QEMU never touches those pages.
+    """
+    if elf[:5] != b"\x7fELF\x02" or elf[5] != 1:
+        raise ImageBuildError("the kernel is not a little-endian 64-bit ELF")
+    image = bytearray(elf)
+    (table,) = struct.unpack_from("<Q", image, 0x20)
+    entry_size, entries = struct.unpack_from("<HH", image, 0x36)
+    for index in range(entries):
+        header = table + index * entry_size
+        (segment_type,) = struct.unpack_from("<I", image, header)
+        (offset,) = struct.unpack_from("<Q", image, header + 8)
+        (file_size,) = struct.unpack_from("<Q", image, header + 32)
+        if segment_type == PT_LOAD and file_size:
+            content = image[offset:offset + file_size]
+            struct.pack_into("<Q", image, header + 32, len(content.rstrip(b"\0")))
+    return bytes(image)
 
 
 def parse_modules_dep(text: str) -> dict[str, list[str]]:

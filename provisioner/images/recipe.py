@@ -79,7 +79,7 @@ class Recipe:
     initrd_modules: tuple[str, ...] = ()
     disk_size: str = "4G"
     dpkg_excludes: tuple[str, ...] = DPKG_EXCLUDES
-    builder_version: int = 1
+    builder_version: int = 2  # 2: vmlinux segments keep their zero tails in memory only
 
     def cache_key(self) -> str:
         """A hash of the recipe and of the content of every file it installs."""

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import lzma
+import struct
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from provisioner.errors import UserInputError
+from provisioner.errors import ImageBuildError, UserInputError
 from provisioner.images import recipe as recipes
 from provisioner.images.builder import customize_hooks, mmdebstrap_command
-from provisioner.images.kernel import extract_vmlinux, load_order
+from provisioner.images.kernel import extract_vmlinux, load_order, without_zero_tails
 from provisioner.images.store import BUILD_PREFIX, METADATA, Image, ImageStore
 
 
@@ -75,13 +76,50 @@ def test_initrd_modules_load_dependencies_first_and_skip_builtins() -> None:
     assert len(names) == len(set(names)) == 7  # crc32c_generic is absent: built in
 
 
+def fake_kernel(segments: list[tuple[bytes, int]]) -> bytes:
+    """A 64-bit little-endian ELF with one PT_LOAD per (file content, memory size)."""
+    header_size, entry_size = 64, 56
+    table = bytearray()
+    body = bytearray()
+    offset = header_size + entry_size * len(segments)
+    for content, memory_size in segments:
+        table += struct.pack("<IIQQQQQQ", 1, 7, offset + len(body), 0, 0, len(content), memory_size, 16)
+        body += content
+    header = bytearray(b"\x7fELF\x02\x01\x01" + bytes(9))
+    header += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, header_size, 0, 0, header_size,
+                          entry_size, len(segments), 0, 0, 0)
+    return bytes(header + table + body)
+
+
+def file_sizes(elf: bytes) -> list[tuple[int, int]]:
+    (count,) = struct.unpack_from("<H", elf, 0x38)
+    return [struct.unpack_from("<QQ", elf, 64 + 56 * index + 32) for index in range(count)]
+
+
 def test_vmlinux_is_found_inside_an_xz_bzimage(tmp_path: Path) -> None:
-    elf = b"\x7fELF" + bytes(range(256)) * 8
+    elf = fake_kernel([(bytes(range(1, 256)) * 8, 2040)])
     bzimage = tmp_path / "vmlinuz"
     bzimage.write_bytes(b"MZ setup code" + lzma.compress(b"decoy", format=lzma.FORMAT_XZ)[:20]
                         + lzma.compress(elf, format=lzma.FORMAT_XZ) + b"trailer")
     extract_vmlinux(bzimage, tmp_path / "vmlinux")
     assert (tmp_path / "vmlinux").read_bytes() == elf
+
+
+def test_a_segments_trailing_zeros_stay_in_memory_but_leave_the_file() -> None:
+    code = b"\x90" * 100 + b"\0" * 3 + b"\xc3"
+    data_then_bss = b"data" + b"\0" * 4000
+    elf = fake_kernel([(code, len(code)), (data_then_bss, 8192), (b"\0" * 64, 64)])
+
+    trimmed = without_zero_tails(elf)
+
+    assert file_sizes(trimmed) == [(len(code), len(code)), (4, 8192), (0, 64)]
+    body = 64 + 56 * 3
+    assert trimmed[body:] == elf[body:] and trimmed[:64] == elf[:64]  # only p_filesz changed
+
+
+def test_a_kernel_that_is_not_elf64_is_refused() -> None:
+    with pytest.raises(ImageBuildError):
+        without_zero_tails(b"\x7fELF\x01\x01" + bytes(100))
 
 
 def fake_image(store: ImageStore, recipe: recipes.Recipe) -> Path:
