@@ -56,11 +56,20 @@ class Engine:
         last, so it does not compete with the rest of the start-up for the one vCPU.
         """
         self.seams.cgroups.setup()
-        setup = getattr(self.seams.network, "setup", None)
-        if setup:
-            setup()
+        for step in ("setup", "sweep_pool"):
+            method = getattr(self.seams.network, step, None)
+            if method:
+                method()
         self.adopt()
         self.build_busybox_in_background()
+
+    def warm(self, pool_size: int = 2) -> None:
+        """Once serving: keep ready-made network namespaces for the next starts."""
+        self.lifecycle.enable_pool(pool_size)
+
+    def shutdown(self) -> None:
+        """Engine stop: containers keep running; unused pooled namespaces go."""
+        self.lifecycle.close_pool()
 
     def build_busybox_in_background(self) -> threading.Thread | None:
         """Hold the image store while the image is built: every image lookup waits for it."""

@@ -19,9 +19,11 @@ from . import addressing, ocispec
 from .cgroups import Cgroups
 from .containers import ContainerStore
 from .errors import Conflict, EngineError, NotModified
+from .filewatch import DirWatch
 from .fsutil import new_id, rfc3339, rmtree, write_json
 from .imagestore import ImageStore
 from .model import Container, ContainerSpec, ContainerState, NetworkState, PortBinding
+from .netpool import NetnsPool, Slot
 from .nftrules import PortRule
 from .overlay import Mounter
 from .runtime import Runtime
@@ -29,6 +31,7 @@ from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
+EXIT_CHECK = 0.05  # seconds between looks at the record while crun starts a container
 
 
 class NetworkLike(Protocol):
@@ -37,7 +40,7 @@ class NetworkLike(Protocol):
 
     def netns_path(self, cid: str) -> str: ...
     def attach(self, cid: str, ip: str) -> str: ...
-    def detach(self, cid: str) -> None: ...
+    def detach(self, cid: str, veth: str = "") -> None: ...
     def publish(self, rules: list[PortRule]) -> None: ...
     def port_in_use(self, port: int, proto: str, host_ip: str = "") -> bool: ...
 
@@ -55,6 +58,32 @@ class Lifecycle:
         self.resolv = resolv
         self._starting: set[str] = set()
         self._op_locks: dict[str, threading.Lock] = {}
+        self.pool: NetnsPool | None = None
+        self._slots: dict[str, Slot] = {}  # taken from the pool, not yet claimed
+
+    def enable_pool(self, size: int = 2) -> None:
+        """Keep `size` ready-made network namespaces, if the network can build them."""
+        build, destroy = getattr(self.network, "build_slot", None), getattr(self.network, "destroy_slot", None)
+        if self.pool is not None or build is None or destroy is None or size <= 0:
+            return
+        self.pool = NetnsPool(build, destroy, self._allocate_for_pool, size)
+        self.pool.start()
+
+    def close_pool(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    def _used_ips(self) -> set[str]:
+        """Addresses of running and starting containers and of pooled slots (store lock held)."""
+        pooled = self.pool.reserved() if self.pool is not None else set()
+        return {c.network.ip for c in self._active()} | pooled
+
+    def _allocate_for_pool(self) -> str:
+        assert self.pool is not None
+        with self.store.lock:
+            ip = addressing.allocate_ip(self._used_ips())
+            self.pool.hold(ip)
+            return ip
 
     def _op(self, cid: str) -> threading.Lock:
         with self.store.lock:
@@ -141,30 +170,43 @@ class Lifecycle:
             with self.store.lock:
                 self._check_ports(container)
                 if container.spec.network_mode == "bridge":
-                    used = {c.network.ip for c in self._active()}
-                    ip = addressing.allocate_ip(used)
-                    container.network = NetworkState(ip, "", self.network.gateway, self.network.prefix)
+                    slot = self.pool.take() if self.pool is not None else None
+                    if slot is not None:
+                        self._slots[container.id] = slot
+                        container.network = NetworkState(slot.ip, slot.mac, self.network.gateway,
+                                                         self.network.prefix, slot.veth)
+                    else:
+                        if self.pool is not None:
+                            log.info("netns pool empty: wiring %s's network inline", container.name)
+                        ip = addressing.allocate_ip(self._used_ips())
+                        container.network = NetworkState(ip, "", self.network.gateway, self.network.prefix)
                 self._starting.add(container.id)
-            try:
-                self._launch(container)
-            finally:
-                with self.store.lock:
-                    self._starting.discard(container.id)
-            self._await_pid(container)
+            with DirWatch(self.store.bundle(container.id)) as watch:
+                try:
+                    self._launch(container)
+                finally:
+                    with self.store.lock:
+                        self._starting.discard(container.id)
+                self._await_pid(container, watch)
 
     def _launch(self, container: Container) -> None:
         cid, bundle = container.id, self.store.bundle(container.id)
         undo: list[Callable[[], None]] = []
         try:
+            if container.network.ip:
+                veth = container.network.veth
+                undo.append(lambda: self.network.detach(cid, veth))
+                slot = self._slots.pop(cid, None)
+                if slot is not None:
+                    self.network.claim(slot.netns, cid)  # type: ignore[attr-defined]
+                else:
+                    container.network.mac = self.network.attach(cid, container.network.ip)
             procs = self.cgroups.prepare(cid)
             undo.append(lambda: self.cgroups.remove(cid))
             image = self.images.resolve(container.spec.image_id)
             self.mounter.mount(self.images.layer_dirs(image), bundle / "upper", bundle / "work",
                                bundle / "rootfs")
             undo.append(lambda: self.mounter.unmount(bundle / "rootfs"))
-            if container.network.ip:
-                undo.append(lambda: self.network.detach(cid))
-                container.network.mac = self.network.attach(cid, container.network.ip)
             undo.append(self.refresh_network)
             self.refresh_network()
             shim = self.runtime.launch(cid, bundle, procs)
@@ -191,8 +233,12 @@ class Lifecycle:
         Supervisor(cid, container.state.shim_pid, fifos, self.store.logfile(cid),
                    lambda: self.on_exit(cid)).start()
 
-    def _await_pid(self, container: Container) -> None:
-        """Return once crun wrote the pid file; raise if the shim died before that."""
+    def _await_pid(self, container: Container, watch: DirWatch) -> None:
+        """Return once crun wrote the pid file; raise if the shim died before that.
+
+        Sleeps on the bundle's inotify watch between looks; an exit (which the supervisor
+        records) is noticed within EXIT_CHECK.
+        """
         bundle, run = self.store.bundle(container.id), container.state.exits
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -209,7 +255,7 @@ class Lifecycle:
                     container.state.error = message
                     self.store.save(container)
                     raise EngineError(message, 400 if "not found" in message else 500)
-                self.store.changed.wait(0.005)
+            watch.wait(EXIT_CHECK)
         raise EngineError("timed out waiting for the runtime to start the container")
 
     # exit ------------------------------------------------------------------------------
@@ -219,14 +265,17 @@ class Lifecycle:
             return
         container = self.store.get(cid)
         bundle = self.store.bundle(cid)
+        # fetched now: once the exit is recorded, a remove() may drop the record and delete
+        # the bundle, and fetching it then would create the log file again
+        logfile = self.store.logfile(cid)
         code = self.runtime.exit_code(bundle)
         oom = self.cgroups.oom_killed(cid)
         self.runtime.reap(container.state.shim_pid)
         self.runtime.delete(cid)
         with self.store.lock:  # still "running" until cleaned up, so no start can interleave
-            ip = container.network.ip
+            ip, veth = container.network.ip, container.network.veth
             container.network = NetworkState()
-        for step in (lambda: self.network.detach(cid) if ip else None,
+        for step in (lambda: self.network.detach(cid, veth) if ip else None,
                      lambda: self.mounter.unmount(bundle / "rootfs"),
                      lambda: self.cgroups.remove(cid), self.refresh_network):
             try:
@@ -242,7 +291,7 @@ class Lifecycle:
                 state.error = "the container's exit status was lost (engine or node restarted)"
             state.exits += 1
             self.store.save(container)
-        self.store.logfile(cid).poke()
+        logfile.poke()
         if container.spec.auto_remove:
             threading.Thread(target=self._auto_remove, args=(cid,), daemon=True).start()
 

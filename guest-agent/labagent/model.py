@@ -85,6 +85,7 @@ class NetworkState:
     mac: str = ""
     gateway: str = ""
     prefix: int = 0
+    veth: str = ""  # host-side veth when it came from the netns pool ("" = lv<id>)
 
 
 @dataclass

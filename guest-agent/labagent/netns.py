@@ -92,3 +92,14 @@ def remove(name: str, rundir: Path = NETNS_DIR) -> bool:
 
 def open_fd(name: str, rundir: Path = NETNS_DIR) -> int:
     return os.open(rundir / name, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def rename(old: str, new: str, rundir: Path = NETNS_DIR) -> None:
+    """Bind the namespace at the new name, then drop the old one (a mount cannot be renamed)."""
+    source, target = rundir / old, rundir / new
+    os.close(os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    if _libc.mount(str(source).encode(), str(target).encode(), b"none", MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        target.unlink()
+        raise OSError(err, f"bind {source} at {target}: {os.strerror(err)}")
+    remove(old, rundir)

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import netns
+from . import netns, netpool
 from .addressing import BRIDGE, GATEWAY, SUBNET
 from .errors import EngineError
 from .netlink import Rtnl, docker_mac
@@ -53,6 +53,7 @@ class Network:
         self._nft: Any = None
         self._nft_lock = threading.Lock()
         self._published: Any = None
+        self._pool_rtnl: Rtnl | None = None  # the pool thread's own socket
 
     @property
     def rtnl(self) -> Rtnl:
@@ -79,14 +80,16 @@ class Network:
 
     def attach(self, cid: str, ip: str) -> str:
         """A fresh netns with eth0 (ip/24, default via the gateway) wired to the bridge; -> MAC."""
-        name = self.netns_name(cid)
         self.detach(cid)
+        return self._wire(self.rtnl, self.netns_name(cid), f"lv{cid[:10]}", ip)
+
+    def _wire(self, rtnl: Rtnl, name: str, veth: str, ip: str) -> str:
         mac = docker_mac(ip)
         inside = netns.create(name)
         try:
             fd = netns.open_fd(name)
             try:
-                self.rtnl.add_veth(f"lv{cid[:10]}", socket.if_nametoindex(self.bridge), "eth0", mac, fd)
+                rtnl.add_veth(veth, socket.if_nametoindex(self.bridge), "eth0", mac, fd)
             finally:
                 os.close(fd)
             eth0 = inside.link_index("eth0")
@@ -97,14 +100,51 @@ class Network:
             inside.close()
         return mac
 
-    def detach(self, cid: str) -> None:
-        """Remove the veth and the netns; missing pieces are fine (reboots, half starts)."""
+    def detach(self, cid: str, veth: str = "") -> None:
+        """Remove the veth and the netns; missing pieces are fine (reboots, half starts).
+
+        veth is the record's host-side name: a pooled slot's, or "" for lv<id>.
+        """
+        self._unwire(self.rtnl, self.netns_name(cid), veth or f"lv{cid[:10]}")
+
+    @staticmethod
+    def _unwire(rtnl: Rtnl, name: str, veth: str) -> None:
         with contextlib.suppress(OSError):
-            self.rtnl.delete_link(f"lv{cid[:10]}")
+            rtnl.delete_link(veth)
         try:
-            netns.remove(self.netns_name(cid))
+            netns.remove(name)
         except OSError as exc:
-            log.warning("cannot remove netns %s: %s", self.netns_name(cid), exc)
+            log.warning("cannot remove netns %s: %s", name, exc)
+
+    # the netns pool (netpool.NetnsPool drives these) -----------------------------------
+    def build_slot(self, name: str, veth: str, ip: str) -> str:
+        """A pooled netns, wired like attach() makes one; only the pool thread calls this."""
+        if self._pool_rtnl is None:
+            self._pool_rtnl = Rtnl()
+        return self._wire(self._pool_rtnl, name, veth, ip)
+
+    def destroy_slot(self, name: str, veth: str) -> None:
+        """Undo build_slot (pool thread, or after it stopped)."""
+        if self._pool_rtnl is None:
+            self._pool_rtnl = Rtnl()
+        self._unwire(self._pool_rtnl, name, veth)
+
+    def claim(self, slot: str, cid: str) -> None:
+        """Give a pooled netns the container's name, which its config.json points at."""
+        target = self.netns_name(cid)
+        with contextlib.suppress(OSError):
+            netns.remove(target)
+        netns.rename(slot, target)
+
+    def sweep_pool(self) -> None:
+        """Remove slots a previous engine left behind (it was killed before close())."""
+        try:
+            names = [p.name for p in NETNS_DIR.iterdir() if p.name.startswith(netpool.NETNS_PREFIX)]
+        except OSError:
+            return
+        for name in names:
+            log.info("removing leftover pooled netns %s", name)
+            self._unwire(self.rtnl, name, netpool.veth_of(name))
 
     def publish(self, rules: list[PortRule]) -> None:
         """Replace the labagent table with DNAT for these rules plus masquerading.

@@ -35,11 +35,12 @@ def serve(socket_path: Path, engine: Engine) -> Server:
     return server
 
 
-def _warm_up() -> None:
+def _warm_up(engine: Engine) -> None:
     """After READY: what the first requests would otherwise wait for.
 
-    The endpoints' imports, and the kernel modules a first container start needs (the
-    bridge and nf_tables ones were autoloaded by the start-up itself).
+    The endpoints' imports, the kernel modules a first container start needs (the
+    bridge and nf_tables ones were autoloaded by the start-up itself), and the pool of
+    ready-made network namespaces.
     """
     from .api import routes  # noqa: F401
 
@@ -47,6 +48,7 @@ def _warm_up() -> None:
         subprocess.run(["modprobe", "-a", *START_MODULES], check=False, capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         log.debug("cannot preload %s: %s", START_MODULES, exc)
+    engine.warm()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info("serving the engine API on %s (root %s)", args.socket, args.root)
     notifier.send("READY=1")
-    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=_warm_up, args=(engine,), name="warm-up", daemon=True).start()
     server.serve_forever()
     server.server_close()
+    engine.shutdown()
     return 0
 
 

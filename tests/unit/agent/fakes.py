@@ -36,7 +36,7 @@ class FakeNetwork:
         self.attached[cid] = ip
         return "02:42:ac:1f:00:02"
 
-    def detach(self, cid: str) -> None:
+    def detach(self, cid: str, veth: str = "") -> None:
         self.attached.pop(cid, None)
 
     def publish(self, rules: list[PortRule]) -> None:
@@ -44,6 +44,31 @@ class FakeNetwork:
 
     def port_in_use(self, port: int, proto: str, host_ip: str = "") -> bool:
         return port in self.busy_ports
+
+
+class PooledFakeNetwork(FakeNetwork):
+    """A FakeNetwork that can also build netns-pool slots (names only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slots: dict[str, str] = {}  # netns -> veth, built and not yet destroyed
+        self.claimed: dict[str, str] = {}  # cid -> slot netns
+        self.detached: list[tuple[str, str]] = []
+
+    def build_slot(self, name: str, veth: str, ip: str) -> str:
+        self.slots[name] = veth
+        return "02:42:ac:1f:00:99"
+
+    def destroy_slot(self, name: str, veth: str) -> None:
+        self.slots.pop(name, None)
+
+    def claim(self, slot: str, cid: str) -> None:
+        self.slots.pop(slot)
+        self.claimed[cid] = slot
+
+    def detach(self, cid: str, veth: str = "") -> None:
+        super().detach(cid, veth)
+        self.detached.append((cid, veth))
 
 
 class FakeMounter:

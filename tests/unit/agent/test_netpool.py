@@ -1,0 +1,134 @@
+"""The pool of ready-made network namespaces: filling, taking, addresses, failures, close."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from labagent.engine import Engine
+from labagent.filewatch import DirWatch
+from labagent.model import ContainerSpec
+from labagent.netpool import NETNS_PREFIX, VETH_PREFIX, NetnsPool, veth_of
+
+from .fakes import PooledFakeNetwork, make_seams
+
+
+class Builder:
+    def __init__(self) -> None:
+        self.built: dict[str, tuple[str, str]] = {}
+        self.destroyed: list[str] = []
+        self.fail = False
+        self.lock = threading.Lock()
+        self.next_ip = 2
+
+    def allocate(self, pool: list[NetnsPool]) -> str:
+        with self.lock:
+            ip = f"172.31.0.{self.next_ip}"
+            self.next_ip += 1
+        pool[0].hold(ip)
+        return ip
+
+    def build(self, netns: str, veth: str, ip: str) -> str:
+        if self.fail:
+            raise OSError("no veth for you")
+        self.built[netns] = (veth, ip)
+        return "02:42:00:00:00:01"
+
+    def destroy(self, netns: str, veth: str) -> None:
+        self.destroyed.append(netns)
+        self.built.pop(netns, None)
+
+
+def make_pool(builder: Builder, size: int = 2) -> NetnsPool:
+    holder: list[NetnsPool] = []
+    pool = NetnsPool(builder.build, builder.destroy, lambda: builder.allocate(holder), size, nice=0)
+    holder.append(pool)
+    return pool
+
+
+def test_fills_to_size_and_refills_after_a_take() -> None:
+    builder = Builder()
+    pool = make_pool(builder)
+    pool.start()
+    try:
+        assert pool.wait_ready(2, 5)
+        assert pool.reserved() == {"172.31.0.2", "172.31.0.3"}
+        slot = pool.take()
+        assert slot is not None and slot.ip == "172.31.0.2"
+        assert slot.netns.startswith(NETNS_PREFIX) and slot.veth == veth_of(slot.netns)
+        assert slot.veth.startswith(VETH_PREFIX) and len(slot.veth) <= 15
+        assert slot.ip not in pool.reserved()  # the container's now, not the pool's
+        assert pool.wait_ready(2, 5)
+        assert len(builder.built) == 3
+    finally:
+        pool.close()
+
+
+def test_close_destroys_unused_slots_only() -> None:
+    builder = Builder()
+    pool = make_pool(builder)
+    pool.start()
+    assert pool.wait_ready(2, 5)
+    taken = pool.take()
+    assert taken is not None
+    pool.wait_ready(2, 5)
+    pool.close()
+    assert taken.netns not in builder.destroyed
+    assert set(builder.built) == {taken.netns}
+    assert pool.take() is None
+
+
+def test_a_failing_build_leaves_nothing_and_take_falls_back() -> None:
+    builder = Builder()
+    builder.fail = True
+    pool = make_pool(builder, size=1)
+    pool.start()
+    try:
+        assert not pool.wait_ready(1, 0.3)
+        assert pool.take() is None
+        assert pool.reserved() == set()
+        assert builder.destroyed  # the half-built slot was cleaned up
+    finally:
+        pool.close()
+
+
+def test_dir_watch_wakes_on_a_write_and_times_out_otherwise(tmp_path: Path) -> None:
+    with DirWatch(tmp_path) as watch:
+        started = time.monotonic()
+        watch.wait(0.05)
+        assert time.monotonic() - started >= 0.04
+        timer = threading.Timer(0.05, lambda: (tmp_path / "init.pid").write_text("42"))
+        timer.start()
+        started = time.monotonic()
+        watch.wait(5)
+        assert time.monotonic() - started < 2
+        timer.join()
+
+
+def test_engine_starts_containers_in_pooled_namespaces(tmp_path: Path) -> None:
+    seams = make_seams(tmp_path / "seams")
+    net = PooledFakeNetwork()
+    seams.network = net
+    engine = Engine(tmp_path / "root", seams)
+    engine.startup()
+    engine.warm(pool_size=2)
+    try:
+        pool = engine.lifecycle.pool
+        assert pool is not None and pool.wait_ready(2, 5)
+        first = engine.lifecycle.create("one", ContainerSpec(image="busybox", image_id="", cmd=["sleep", "5"]))
+        engine.lifecycle.start(first.id)
+        assert first.network.veth.startswith("lp") and first.network.mac == "02:42:ac:1f:00:99"
+        assert first.id in net.claimed and first.network.ip not in pool.reserved()
+        assert pool.wait_ready(2, 5)
+        second = engine.lifecycle.create("two", ContainerSpec(image="busybox", image_id="", cmd=["sleep", "5"]))
+        engine.lifecycle.start(second.id)
+        ips = {first.network.ip, second.network.ip}
+        assert len(ips) == 2 and not ips & pool.reserved()  # no address handed out twice
+        veth = first.network.veth
+        engine.remove_container(first.id, force=True)
+        assert (first.id, veth) in net.detached  # the record's veth, not lv<id>
+    finally:
+        engine.remove_container("two", force=True)
+        engine.shutdown()
+    assert net.slots == {}  # unused slots removed at stop
