@@ -37,8 +37,8 @@ def _rule(chain: str, expr: list[dict[str, Any]], comment: str = "") -> dict[str
     return {"add": {"rule": rule}}
 
 
-def _chain(name: str, hook: str, prio: int) -> dict[str, Any]:
-    return {"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": "nat",
+def _chain(name: str, hook: str, prio: int, kind: str = "nat") -> dict[str, Any]:
+    return {"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": kind,
                               "hook": hook, "prio": prio, "policy": "accept"}}}
 
 
@@ -64,6 +64,7 @@ def ruleset(rules: list[PortRule], bridge: str = BRIDGE, subnet: str = str(SUBNE
         _chain("prerouting", "prerouting", -100),
         _chain("output", "output", -100),
         _chain("postrouting", "postrouting", 100),
+        _chain("forward", "forward", 0, kind="filter"),
     ]
     for rule in rules:
         commands += [_dnat("prerouting", rule), _dnat("output", rule)]
@@ -79,6 +80,17 @@ def ruleset(rules: list[PortRule], bridge: str = BRIDGE, subnet: str = str(SUBNE
         # the node's own 127.0.0.1:PORT (needs route_localnet on the bridge)
         _rule("postrouting", [_match(saddr, {"prefix": {"addr": "127.0.0.0", "len": 8}}),
                               _match(oifname, bridge), masq]),
+    ]
+    # Routed into the bridge from outside (another node over a link, say): only published
+    # ports and replies to the containers' own connections; a container is not a host on
+    # the lab's network.
+    into_bridge = _match(oifname, bridge)
+    commands += [
+        _rule("forward", [into_bridge, _match({"ct": {"key": "status"}}, "dnat", "in"), {"accept": None}]),
+        _rule("forward", [into_bridge, _match({"ct": {"key": "state"}}, ["established", "related"], "in"),
+                          {"accept": None}]),
+        _rule("forward", [into_bridge, _match({"meta": {"key": "iifname"}}, bridge), {"accept": None}]),
+        _rule("forward", [into_bridge, {"drop": None}]),
     ]
     return {"nftables": commands}
 

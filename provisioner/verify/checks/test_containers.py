@@ -82,13 +82,34 @@ def test_net_namespace_reaches_a_sibling_by_name(probes: Probes, container_host:
     assert ping.rc == 0, f"{probes.first} cannot reach {probes.second} by name: {ping.stdout}{ping.stderr}"
 
 
+def link_address_towards(lab_ledger: Ledger, node: str, other: str) -> str | None:
+    """node's address on a link it shares with other, if they share one."""
+    theirs = {ipaddress.IPv4Interface(a).network for a in lab_ledger.nodes[other].addresses.values()}
+    for address in lab_ledger.nodes[node].addresses.values():
+        if ipaddress.IPv4Interface(address).network in theirs:
+            return str(ipaddress.IPv4Interface(address).ip)
+    return None
+
+
 def test_net_namespace_is_unreachable_from_other_nodes(lab_ledger: Ledger, nodes: Hosts, probes: Probes) -> None:
-    others = [name for name in nodes if name != probes.node]
-    if not others:
-        pytest.skip("needs two nodes")
+    """Another node that routes straight to a container's address, over their link, gets nothing.
+
+    Every node's bridge has the same subnet, so a plain ping from another node would only
+    test that node's own bridge; a host route through the link sends it to the right node.
+    """
     address = inspect(probes, probes.first)["NetworkSettings"]["IPAddress"]
-    for other in others:
-        assert nodes[other].run(f"ping -c 1 -W 2 {address}").rc != 0, f"{other} reaches container {address}"
+    peers = {name: link_address_towards(lab_ledger, probes.node, name) for name in nodes if name != probes.node}
+    peers = {name: via for name, via in peers.items() if via}
+    if not peers:
+        pytest.skip("needs another node on a link")
+    for other, via in peers.items():
+        route = f"{address}/32 via {via}"
+        nodes[other].run_expect([0], f"sudo ip route replace {route}")
+        try:
+            ping = nodes[other].run(f"ping -c 1 -W 2 {address}")
+        finally:
+            nodes[other].run(f"sudo ip route del {route}")
+        assert ping.rc != 0, f"{other} reaches container {address} through {probes.node} ({via})"
 
 
 def test_net_namespace_published_ports_are_reachable_from_other_nodes(lab_ledger: Ledger, nodes: Hosts) -> None:

@@ -15,7 +15,8 @@ def test_dnat_for_every_local_address_in_prerouting_and_output():
                         {"add": {"table": {"family": "ip", "name": "labagent"}}}]
     chains = [c["add"]["chain"] for c in cmds if "chain" in c.get("add", {})]
     hooks = {chain["name"]: chain["hook"] for chain in chains}
-    assert hooks == {"prerouting": "prerouting", "output": "output", "postrouting": "postrouting"}
+    assert hooks == {"prerouting": "prerouting", "output": "output", "postrouting": "postrouting",
+                     "forward": "forward"}
     for chain in ("prerouting", "output"):
         (expr,) = exprs(rules, chain)
         assert expr[0]["match"]["left"] == {"fib": {"result": "type", "flags": ["daddr"]}}
@@ -35,6 +36,15 @@ def test_host_ip_binding_and_masquerade():
     assert post[0][1]["match"] == {"op": "!=", "left": {"meta": {"key": "oifname"}}, "right": "labbr0"}
     assert all(e[-1] == {"masquerade": None} for e in post)
     assert exprs(ruleset([]), "prerouting") == []
+
+
+def test_only_published_ports_and_replies_are_routed_into_the_bridge():
+    forward = exprs(ruleset([]), "forward")
+    into_bridge = {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "labbr0"}}
+    assert all(rule[0] == into_bridge for rule in forward)
+    verdicts = [(rule[1].get("match", {}).get("right"), rule[-1]) for rule in forward]
+    assert verdicts == [("dnat", {"accept": None}), (["established", "related"], {"accept": None}),
+                        ("labbr0", {"accept": None}), (None, {"drop": None})]
 
 
 def test_addresses_and_hosts():
