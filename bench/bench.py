@@ -25,7 +25,7 @@ from pathlib import Path
 import platformdirs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from provisioner.guest import MEASURE_CONTAINERS
+from provisioner.guest import MEASURE_API_FLOOR, MEASURE_CONTAINERS
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = [sys.executable, "-m", "provisioner.cli"]
@@ -99,6 +99,12 @@ class Bench:
         self.record("container start, engine (ms)", result["engine_median_s"] * 1000)
         self.record("container start, bare crun (ms)", result["crun_median_s"] * 1000)
         self.record("engine RSS (MiB)", result["engine_rss_kib"] / 1024)
+        done = subprocess.run([*LAB, "ssh", name, "node1", "--", "sudo", "python3", "-"],
+                              input=MEASURE_API_FLOOR.read_text(), capture_output=True, text=True,
+                              env=self.env, cwd=ROOT)
+        if done.returncode == 0:
+            floor = json.loads(done.stdout.strip().splitlines()[-1])
+            self.record("engine API round trip, GET /_ping (ms)", floor["ping_median_s"] * 1000)
 
     def images(self, cold: bool) -> None:
         if cold:

@@ -3,3 +3,4 @@
 from pathlib import Path
 
 MEASURE_CONTAINERS = Path(__file__).resolve().parent / "measure_containers.py"
+MEASURE_API_FLOOR = Path(__file__).resolve().parent / "measure_api_floor.py"
