@@ -62,6 +62,13 @@ class Network:
             self._rtnl = Rtnl()
         return self._rtnl
 
+    @property
+    def pool_rtnl(self) -> Rtnl:
+        """The pool thread's own netlink socket: a socket is not shared between threads."""
+        if self._pool_rtnl is None:
+            self._pool_rtnl = Rtnl()
+        return self._pool_rtnl
+
     @staticmethod
     def netns_name(cid: str) -> str:
         return f"lab-{cid[:12]}"
@@ -119,15 +126,11 @@ class Network:
     # the netns pool (netpool.NetnsPool drives these) -----------------------------------
     def build_slot(self, name: str, veth: str, ip: str) -> str:
         """A pooled netns, wired like attach() makes one; only the pool thread calls this."""
-        if self._pool_rtnl is None:
-            self._pool_rtnl = Rtnl()
-        return self._wire(self._pool_rtnl, name, veth, ip)
+        return self._wire(self.pool_rtnl, name, veth, ip)
 
     def destroy_slot(self, name: str, veth: str) -> None:
         """Undo build_slot (pool thread, or after it stopped)."""
-        if self._pool_rtnl is None:
-            self._pool_rtnl = Rtnl()
-        self._unwire(self._pool_rtnl, name, veth)
+        self._unwire(self.pool_rtnl, name, veth)
 
     def claim(self, slot: str, cid: str) -> None:
         """Give a pooled netns the container's name, which its config.json points at."""
@@ -168,4 +171,3 @@ class Network:
 
     def port_in_use(self, port: int, proto: str, host_ip: str = "") -> bool:
         return port_in_use(port, proto, host_ip)
-

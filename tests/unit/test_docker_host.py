@@ -80,12 +80,18 @@ def engine_channel(eng: EngineProcess) -> SocketChannel:
     return SocketChannel(sock)
 
 
-def test_bridge_carries_both_ways_and_passes_the_half_close_on() -> None:
+def bridged() -> tuple[socket.socket, socket.socket, SocketChannel, threading.Thread]:
+    """A client socket bridged to a far end through a channel, as `lab docker-env` does."""
     client, local = socket.socketpair()
     remote, far = socket.socketpair()
     channel = SocketChannel(remote)
     thread = threading.Thread(target=docker.bridge, args=(local, channel), daemon=True)
     thread.start()
+    return client, far, channel, thread
+
+
+def test_bridge_carries_both_ways_and_passes_the_half_close_on() -> None:
+    client, far, channel, thread = bridged()
     client.sendall(b"request")
     client.shutdown(socket.SHUT_WR)  # the docker CLI does this after a hijack
     far.settimeout(5)
@@ -105,11 +111,7 @@ def test_bridge_carries_both_ways_and_passes_the_half_close_on() -> None:
 
 
 def test_bridge_closes_the_channel_when_the_client_dies() -> None:
-    client, local = socket.socketpair()
-    remote, far = socket.socketpair()
-    channel = SocketChannel(remote)
-    thread = threading.Thread(target=docker.bridge, args=(local, channel), daemon=True)
-    thread.start()
+    client, far, channel, thread = bridged()
     far.sendall(b"streaming")
     client.settimeout(5)
     assert client.recv(100) == b"streaming"
