@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 from .fsutil import rmtree
@@ -26,9 +27,25 @@ class Cgroups:
 
     def setup(self) -> None:
         """Create the engine's group and enable the controllers down to it."""
+        self.favor_dynamic_changes()
         self.base.mkdir(parents=True, exist_ok=True)
         self._enable(self.fs_root)
         self._enable(self.base)
+
+    def favor_dynamic_changes(self) -> None:
+        """Remount the cgroup2 hierarchy with `favordynmods` (Linux 6.0+).
+
+        Without it, every move of a process into a cgroup (the shim's, each container's)
+        waits for an RCU grace period, which under TCG on one vCPU took 30-80 ms of a
+        container start at random. With it, forks and exits pay a little instead.
+        """
+        options = mount_options(self.fs_root)
+        if options is None or "favordynmods" in options:
+            return
+        result = subprocess.run(["mount", "-o", "remount,favordynmods", str(self.fs_root)],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            log.info("cgroup2 stays without favordynmods (kernel too old?): %s", result.stderr.strip())
 
     def _enable(self, path: Path) -> None:
         """All controllers in one write; one by one only if that fails (one is missing)."""
@@ -78,3 +95,20 @@ class Cgroups:
                 pass
             except OSError as exc:
                 log.warning("cannot remove cgroup %s: %s", path, exc)
+
+
+def mount_options(mount_point: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> set[str] | None:
+    """The superblock options of the cgroup2 mount at mount_point, or None if it is not one."""
+    try:
+        lines = mountinfo.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 10 or fields[4] != str(mount_point):
+            continue
+        # after the optional fields, " - ": fstype, source, super options
+        rest = fields[fields.index("-") + 1:]
+        if len(rest) >= 3 and rest[0] == "cgroup2":
+            return set(rest[2].split(","))
+    return None

@@ -100,6 +100,7 @@ class Engine:
                 continue
             if runtime.alive(container.state.shim_pid, container.state.shim_start):
                 log.info("re-adopting running container %s", container.name)
+                container.state.pid = runtime.read_pid(self.containers.bundle(container.id)) or container.state.pid
                 self.lifecycle.supervise(container)
             else:
                 log.info("container %s stopped while the engine was away", container.name)

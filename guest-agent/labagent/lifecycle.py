@@ -20,7 +20,7 @@ from .cgroups import Cgroups
 from .containers import ContainerStore
 from .errors import Conflict, EngineError, NotModified
 from .filewatch import DirWatch
-from .fsutil import new_id, rfc3339, rmtree, write_json
+from .fsutil import new_id, read_json, rfc3339, rmtree, write_json
 from .imagestore import ImageStore
 from .model import Container, ContainerSpec, ContainerState, NetworkState, PortBinding
 from .netpool import NetnsPool, Slot
@@ -117,7 +117,8 @@ class Lifecycle:
                                       self.cgroups.container_path(container.id))
         if not config["process"]["args"]:
             raise EngineError("No command specified", 400)
-        write_json(bundle / "config.json", config)
+        # no fsync (10 ms under TCG): start() rewrites a config that a node crash left torn
+        write_json(bundle / "config.json", config, durable=False)
         (bundle / "hostname").write_text(f"{config['hostname']}\n")
         (bundle / "hosts").write_text(addressing.render_hosts([]))
         try:
@@ -164,7 +165,8 @@ class Lifecycle:
     # start -----------------------------------------------------------------------------
     def start(self, ref: str) -> None:
         container = self.store.get(ref)
-        with self._op(container.id):
+        quiet = self.pool.starting() if self.pool is not None else contextlib.nullcontext()
+        with quiet, self._op(container.id):
             if container.running:
                 raise NotModified("container already started")
             with self.store.lock:
@@ -204,6 +206,8 @@ class Lifecycle:
             procs = self.cgroups.prepare(cid)
             undo.append(lambda: self.cgroups.remove(cid))
             image = self.images.resolve(container.spec.image_id)
+            if not self._config_readable(bundle):
+                self._write_files(container, image.config)
             self.mounter.mount(self.images.layer_dirs(image), bundle / "upper", bundle / "work",
                                bundle / "rootfs")
             undo.append(lambda: self.mounter.unmount(bundle / "rootfs"))
@@ -227,6 +231,14 @@ class Lifecycle:
             self.store.save(container, durable=False)
         self.supervise(container)
 
+    @staticmethod
+    def _config_readable(bundle: Path) -> bool:
+        try:
+            read_json(bundle / "config.json")
+        except (OSError, ValueError):
+            return False
+        return True
+
     def supervise(self, container: Container) -> None:
         cid = container.id
         fifos = self.runtime.fifos(self.store.bundle(cid))
@@ -245,8 +257,9 @@ class Lifecycle:
             pid = self.runtime.read_pid(bundle)
             with self.store.changed:
                 if pid and container.state.exits == run:
+                    # not saved: the record already says running, and an engine that
+                    # re-adopts this container reads the pid from the bundle again
                     container.state.pid = pid
-                    self.store.save(container, durable=False)
                     return
                 if container.state.exits != run:
                     if pid:

@@ -3,25 +3,30 @@
 Each slot is a named netns with eth0 (address, default route) whose host-side veth is
 already on the bridge: building one costs tens of milliseconds of netlink and namespace
 set-up under TCG, which is most of what the engine adds to `crun run`. A starting container
-takes a slot (its address and MAC come with it), and one background thread, at the lowest
-CPU priority so it never competes with a start, builds the next. Slots are only ever used
+takes a slot (its address and MAC come with it), and one background thread builds the next
+once no start has been in flight for QUIET seconds. Its lowest CPU priority is not enough
+on one vCPU: the kernel work of a new veth, and what udev and systemd do about it, ran
+beside crun and cost a start about 60 ms. Slots are only ever used
 once: a container's netns is destroyed with it, as before, so nothing of one container's
 network state reaches another.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 NETNS_PREFIX = "labpool-"
 VETH_PREFIX = "lp"
 RETRY_AFTER = 5.0  # seconds, after a slot failed to build
+QUIET = 0.3  # seconds without a container start before the pool builds
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,14 @@ class NetnsPool:
     """
 
     def __init__(self, build: Callable[[str, str, str], str], destroy: Callable[[str, str], None],
-                 allocate: Callable[[], str], size: int = 2, nice: int = 19) -> None:
+                 allocate: Callable[[], str], size: int = 2, nice: int = 19,
+                 quiet: float = QUIET) -> None:
         self._build, self._destroy, self._allocate = build, destroy, allocate
         self.size = size
         self.nice = nice
+        self.quiet = quiet
+        self._starts = 0  # container starts in flight
+        self._quiet_from = 0.0  # monotonic time from which building may begin
         self._ready: list[Slot] = []
         self._building: set[str] = set()  # addresses of slots being built
         self._cond = threading.Condition()
@@ -83,6 +92,30 @@ class NetnsPool:
             self._cond.notify_all()
             return slot
 
+    @contextlib.contextmanager
+    def starting(self) -> Iterator[None]:
+        """Around a container start: the filler waits until QUIET after the last one."""
+        with self._cond:
+            self._starts += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._starts -= 1
+                self._quiet_from = time.monotonic() + self.quiet
+                self._cond.notify_all()
+
+    def _wait_for_quiet(self) -> None:
+        """Called with the condition held."""
+        while not self._closed:
+            if self._starts:
+                self._cond.wait()
+                continue
+            remaining = self._quiet_from - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
+
     def wait_ready(self, count: int, timeout: float) -> bool:
         """For tests and start-up: block until `count` slots are ready."""
         with self._cond:
@@ -108,6 +141,7 @@ class NetnsPool:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._closed or len(self._ready) + len(self._building) < self.size)
+                self._wait_for_quiet()
                 if self._closed:
                     return
             if not self._build_one():

@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import mountns
 from .api.http import Server
 from .engine import Engine, Seams
 from .notify import Notifier
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     notifier = Notifier.from_environ()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    try:
+        mountns.enter()  # first: it needs the process to have one thread
+    except OSError as exc:
+        log.warning("mounting in the node's own namespace (slower starts): %s", exc)
     engine = Engine(args.root, Seams(runtime=Runtime(args.crun, args.crun_root)))
     engine.startup()
     server = serve(args.socket, engine)  # bound and listening: clients queue from here on

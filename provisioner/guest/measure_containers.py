@@ -13,7 +13,10 @@ profile, devices and mounts (/etc/hosts, hostname, resolv.conf binds). Its rootf
 overlay of the same image layers with a fresh upper dir, mounted before the clock starts.
 The one difference is deliberate: crun creates a new, empty network namespace itself,
 because the engine's veth and address are engine work and count as its overhead. The
-engine and bare runs alternate, so noise on the (shared, emulated) host hits both alike.
+engine and bare runs alternate, so noise on the (shared, emulated) host hits both alike,
+and each one starts on a quiet node (see settle): on one vCPU, work that the previous run
+set off (a netns torn down, the engine's pool refilling, systemd noticing a mount) would
+otherwise land in whichever run came next.
 """
 
 from __future__ import annotations
@@ -59,8 +62,29 @@ def api(method: str, path: str, body: object | None = None) -> object:
     return json.loads(data) if data.strip() else None
 
 
+def cpu_idle_share(window: float) -> float:
+    """The share of the CPU's time that was idle over the next `window` seconds."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+        return values[3] + values[4], sum(values)  # idle + iowait, all
+
+    idle0, total0 = sample()
+    time.sleep(window)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def settle(timeout: float = 3.0) -> None:
+    """Wait (at most `timeout`) until the node's CPU has been idle for 100 ms."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and cpu_idle_share(0.1) < 0.9:
+        pass
+
+
 def engine_start_seconds() -> float:
     """API create + start, until the engine reports the process running."""
+    settle()
     started = time.monotonic()
     created = api("POST", "/v1.43/containers/create", {"Image": "busybox", "Cmd": ["sleep", "60"]})
     cid = created["Id"]  # type: ignore[index]
@@ -119,6 +143,7 @@ class BareBundle:
 def crun_start_seconds(index: int) -> float:
     bundle = BareBundle(index)
     try:
+        settle()
         return bundle.run_seconds()
     finally:
         bundle.remove()

@@ -40,9 +40,10 @@ class Builder:
         self.built.pop(netns, None)
 
 
-def make_pool(builder: Builder, size: int = 2) -> NetnsPool:
+def make_pool(builder: Builder, size: int = 2, quiet: float = 0.0) -> NetnsPool:
     holder: list[NetnsPool] = []
-    pool = NetnsPool(builder.build, builder.destroy, lambda: builder.allocate(holder), size, nice=0)
+    pool = NetnsPool(builder.build, builder.destroy, lambda: builder.allocate(holder), size, nice=0,
+                     quiet=quiet)
     holder.append(pool)
     return pool
 
@@ -61,6 +62,24 @@ def test_fills_to_size_and_refills_after_a_take() -> None:
         assert slot.ip not in pool.reserved()  # the container's now, not the pool's
         assert pool.wait_ready(2, 5)
         assert len(builder.built) == 3
+    finally:
+        pool.close()
+
+
+def test_builds_nothing_while_a_start_is_in_flight_nor_until_quiet_after_it() -> None:
+    builder = Builder()
+    pool = make_pool(builder, size=1, quiet=0.3)
+    pool.start()
+    try:
+        assert pool.wait_ready(1, 5)
+        with pool.starting():
+            assert pool.take() is not None
+            time.sleep(0.2)
+            assert len(builder.built) == 1  # the taken slot only: no refill mid-start
+        ended = time.monotonic()
+        assert pool.wait_ready(1, 5)
+        assert time.monotonic() - ended >= 0.25
+        assert len(builder.built) == 2
     finally:
         pool.close()
 
