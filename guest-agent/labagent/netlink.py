@@ -23,6 +23,7 @@ NLMSG_ERROR = 2
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 IFF_UP = 0x1
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 10, 18, 28
+IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE = 26, 8, 1
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
@@ -118,16 +119,32 @@ class Rtnl:
     def set_up(self, index: int) -> None:
         self.request(RTM_NEWLINK, 0, ifinfo(index, up=True))
 
-    def add_veth(self, host: str, master: int, peer: str, peer_mac: str, peer_netns_fd: int) -> None:
-        """A veth pair: `host` up on the bridge `master`, `peer` (with its MAC) in another netns.
+    def no_ipv6_link_local(self, index: int) -> None:
+        """No IPv6 link-local address on a link (set before it goes up).
 
-        One message does what `ip link add ... peer ... netns ...; ip link set master up` does.
+        Containers get IPv4 only, as Docker's default bridge gives them. Without this
+        every veth end made a link-local address, with duplicate address detection,
+        router solicitations and systemd-networkd's reaction to each, on the one vCPU.
+        A kernel without IPv6 has nothing to turn off.
+        """
+        spec = attr(IFLA_AF_SPEC, attr(socket.AF_INET6, attr(IFLA_INET6_ADDR_GEN_MODE,
+                                                              bytes([IN6_ADDR_GEN_MODE_NONE]))))
+        try:
+            self.request(RTM_NEWLINK, 0, ifinfo(index) + spec)
+        except OSError as exc:
+            if exc.errno not in (errno.EAFNOSUPPORT, errno.EOPNOTSUPP):
+                raise
+
+    def add_veth(self, host: str, master: int, peer: str, peer_mac: str, peer_netns_fd: int) -> None:
+        """A veth pair: `host` on the bridge `master` (still down), `peer` (with its MAC) in another netns.
+
+        One message does what `ip link add ... peer ... netns ...; ip link set master` does.
         """
         peer_msg = (ifinfo() + name_attr(peer) + attr(IFLA_ADDRESS, mac_bytes(peer_mac))
                     + attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns_fd)))
         info = attr(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"veth")
                     + attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_msg)))
-        payload = ifinfo(up=True) + name_attr(host) + attr(IFLA_MASTER, struct.pack("=I", master)) + info
+        payload = ifinfo() + name_attr(host) + attr(IFLA_MASTER, struct.pack("=I", master)) + info
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, payload)
 
     def delete_link(self, name: str) -> bool:

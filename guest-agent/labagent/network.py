@@ -79,8 +79,10 @@ class Network:
     def setup(self) -> None:
         """The bridge with the gateway address, forwarding on (idempotent)."""
         _sysctl("net.ipv4.ip_forward", "1")
-        self.rtnl.add_bridge(self.bridge)
+        created = self.rtnl.add_bridge(self.bridge)
         index = socket.if_nametoindex(self.bridge)
+        if created:
+            self.rtnl.no_ipv6_link_local(index)
         self.rtnl.add_address(index, self.gateway, self.prefix)
         self.rtnl.set_up(index)
         _sysctl(f"net.ipv4.conf.{self.bridge}.route_localnet", "1")
@@ -99,7 +101,11 @@ class Network:
                 rtnl.add_veth(veth, socket.if_nametoindex(self.bridge), "eth0", mac, fd)
             finally:
                 os.close(fd)
+            host_end = socket.if_nametoindex(veth)
+            rtnl.no_ipv6_link_local(host_end)
+            rtnl.set_up(host_end)
             eth0 = inside.link_index("eth0")
+            inside.no_ipv6_link_local(eth0)
             inside.add_address(eth0, ip, self.prefix)
             inside.set_up(eth0)
             inside.add_default_route(self.gateway)

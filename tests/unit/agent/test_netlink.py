@@ -38,13 +38,14 @@ def test_docker_mac_is_derived_from_the_address():
     assert docker_mac("172.31.0.2") == "02:42:ac:1f:00:02"
 
 
-def test_one_message_makes_the_veth_up_on_the_bridge_with_its_peer_in_the_netns():
+def test_one_message_makes_the_veth_on_the_bridge_with_its_peer_in_the_netns():
     rtnl = Recorder()
     rtnl.add_veth("lvabc", 7, "eth0", "02:42:ac:1f:00:05", 42)
     ((kind, flags, payload),) = rtnl.sent
     assert kind == netlink.RTM_NEWLINK and flags & netlink.NLM_F_CREATE and flags & netlink.NLM_F_EXCL
     _, _, index, ifflags, change = netlink.IFINFOMSG.unpack_from(payload)
-    assert (index, ifflags & netlink.IFF_UP, change & netlink.IFF_UP) == (0, 1, 1)
+    # down: it goes up only after its IPv6 link-local address is turned off
+    assert (index, ifflags & netlink.IFF_UP, change & netlink.IFF_UP) == (0, 0, 0)
     top = attrs(payload[netlink.IFINFOMSG.size:])
     assert top[netlink.IFLA_IFNAME] == b"lvabc\0"
     assert struct.unpack("=I", top[netlink.IFLA_MASTER]) == (7,)
@@ -55,6 +56,17 @@ def test_one_message_makes_the_veth_up_on_the_bridge_with_its_peer_in_the_netns(
     assert peer_attrs[netlink.IFLA_IFNAME] == b"eth0\0"
     assert peer_attrs[netlink.IFLA_ADDRESS] == bytes([2, 0x42, 0xac, 0x1f, 0, 5])
     assert struct.unpack("=I", peer_attrs[netlink.IFLA_NET_NS_FD]) == (42,)
+
+
+def test_no_ipv6_link_local_sets_the_address_generation_mode_to_none():
+    rtnl = Recorder()
+    rtnl.no_ipv6_link_local(9)
+    ((kind, flags, payload),) = rtnl.sent
+    assert kind == netlink.RTM_NEWLINK and not flags & netlink.NLM_F_CREATE
+    assert netlink.IFINFOMSG.unpack_from(payload)[2] == 9
+    spec = attrs(payload[netlink.IFINFOMSG.size:])[netlink.IFLA_AF_SPEC]
+    inet6 = attrs(spec)[socket.AF_INET6]
+    assert attrs(inet6)[netlink.IFLA_INET6_ADDR_GEN_MODE] == bytes([netlink.IN6_ADDR_GEN_MODE_NONE])
 
 
 def test_address_and_default_route_messages():
