@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from .errors import BadParameter
@@ -102,7 +102,7 @@ class Container:
         return self.state.status == "running"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Container:
@@ -117,6 +117,18 @@ class Container:
             state=ContainerState(**data.get("state", {})),
             network=NetworkState(**data.get("network", {})),
         )
+
+
+def plain(value: Any) -> Any:
+    """dataclasses.asdict without its deep copy of every leaf: a record is saved at each
+    create, start and exit, and asdict took about 4 ms of that under TCG."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    return value
 
 
 def check_name(name: str) -> str:

@@ -197,6 +197,10 @@ class Request:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Buffered: a reply's headers and body leave in one write, so the client wakes once,
+    # not twice (on one vCPU each wake-up is a context switch). handle_one_request
+    # flushes after every request; streams and hijacks flush each write themselves.
+    wbufsize = 1 << 16
     server_version = f"lab-agent/{ENGINE_VERSION}"
     sys_version = ""
 

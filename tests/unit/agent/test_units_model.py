@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 from labagent.errors import BadParameter
 from labagent.model import Container, ContainerSpec, Limits, PortBinding, check_name, parse_publish
@@ -49,3 +51,14 @@ def test_container_record_round_trips():
     again = Container.from_dict(c.to_dict())
     assert again == c
     assert again.spec.ports[0].key == "80/tcp"
+
+
+def test_record_dict_matches_asdict_and_shares_no_lists():
+    spec = ContainerSpec("busybox", "sha256:x", cmd=["sh", "-c", "true"], env=["A=1"],
+                         ports=[PortBinding(80, 8080, "udp", "10.0.0.1")], limits=Limits(memory=64 << 20))
+    c = Container("b" * 64, "db", "2024-01-01T00:00:00.000000000Z", spec)
+    c.network.ip = "172.31.0.2"
+    data = c.to_dict()
+    assert data == dataclasses.asdict(c)
+    data["spec"]["cmd"].append("changed")
+    assert c.spec.cmd == ["sh", "-c", "true"]
