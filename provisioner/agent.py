@@ -85,9 +85,11 @@ def upload(connection: Connection) -> None:
     connection.put(io.BytesIO(archive), "/tmp/lab-agent.tar.gz")
     connection.put(io.BytesIO(render("lab-agent.service.j2", **context).encode()), "/tmp/lab-agent.service")
     connection.put(io.BytesIO(render("labctl.sh.j2", **context).encode()), "/tmp/labctl")
+    connection.put(io.BytesIO(render("lab-agent-veths.rules").encode()), "/tmp/lab-agent-veths.rules")
     script = render(
         "agent-install.sh.j2", version=version, archive="/tmp/lab-agent.tar.gz",
-        unit_upload="/tmp/lab-agent.service", labctl_upload="/tmp/labctl", **context,
+        unit_upload="/tmp/lab-agent.service", labctl_upload="/tmp/labctl",
+        rules_upload="/tmp/lab-agent-veths.rules", **context,
     )
     connection.put(io.BytesIO(script.encode()), "/tmp/lab-agent-install.sh")
 

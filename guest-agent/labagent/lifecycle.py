@@ -317,7 +317,10 @@ class Lifecycle:
         container = self.store.get(ref)
         if not container.running:
             raise Conflict(f"Container {container.id} is not running")
-        self.runtime.kill(container.id, sig)
+        self._signal(container, sig)
+
+    def _signal(self, container: Container, sig: int) -> None:
+        self.runtime.kill(container.id, sig, container.state.pid, self.cgroups.container_path(container.id))
 
     def stop(self, ref: str, timeout: float = 10) -> None:
         container = self.store.get(ref)
@@ -325,10 +328,10 @@ class Lifecycle:
             raise NotModified("container already stopped")
         run = container.state.exits
         with contextlib.suppress(Conflict):
-            self.runtime.kill(container.id, signal.SIGTERM)
+            self._signal(container, signal.SIGTERM)
         if not self._wait_exit(container, run, timeout):
             with contextlib.suppress(Conflict):
-                self.runtime.kill(container.id, signal.SIGKILL)
+                self._signal(container, signal.SIGKILL)
             self._wait_exit(container, run, 30)
 
     def _wait_exit(self, container: Container, run: int, timeout: float) -> bool:
@@ -362,7 +365,7 @@ class Lifecycle:
                                "stop the container before removing or force remove")
             run = container.state.exits
             with contextlib.suppress(Conflict):
-                self.runtime.kill(container.id, signal.SIGKILL)
+                self._signal(container, signal.SIGKILL)
             self._wait_exit(container, run, 30)
         with self._op(container.id):
             bundle = self.store.bundle(container.id)

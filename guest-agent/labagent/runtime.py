@@ -36,6 +36,24 @@ def proc_start_time(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def signal_in_cgroup(pid: int, cgroup: str, sig: int) -> bool:
+    """Send sig to pid if it is (still) in cgroup (a path like /labagent/ID/ctr); else False."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/cgroup") as handle:
+            if handle.read().strip() != f"0::{cgroup}":
+                return False
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
     """"SIGTERM", "TERM", "15" -> 15."""
     if value in (None, ""):
@@ -119,14 +137,27 @@ class Runtime:
             return ""
         return lines[-1] if lines else ""
 
-    def kill(self, cid: str, sig: int) -> None:
+    def kill(self, cid: str, sig: int, pid: int = 0, cgroup: str = "") -> None:
+        """Signal the container's init, as `crun kill` does.
+
+        Given its pid and cgroup, directly: a pidfd pins the process, and the check that
+        it lives in the container's cgroup rules out a recycled pid. That saves a crun
+        process (about 25 ms of CPU under TCG) per stop, kill and forced remove.
+        """
+        if pid and cgroup and signal_in_cgroup(pid, cgroup, sig):
+            return
         result = subprocess.run([*self._base(), "kill", cid, str(sig)], capture_output=True, text=True)
         if result.returncode != 0:
             raise Conflict(f"cannot kill container {cid}: {result.stderr.strip() or 'not running'}")
 
     def delete(self, cid: str) -> None:
-        """Forget crun's state for a container whose process is gone (best effort)."""
-        subprocess.run([*self._base(), "delete", "--force", cid], capture_output=True)
+        """Forget crun's state for a container whose process is gone (best effort).
+
+        `crun run` deletes its own state when the container exits, so only a crun that
+        was itself killed leaves any: no crun process for the usual case.
+        """
+        if (self.state_dir / cid).exists():
+            subprocess.run([*self._base(), "delete", "--force", cid], capture_output=True)
 
     def exec(self, cid: str, args: list[str], env: list[str], cwd: str) -> subprocess.Popen[bytes]:
         """`crun exec` without a TTY; the caller pumps stdout and stderr."""
