@@ -7,6 +7,7 @@ each layer is unpacked once, by diff id, and shared by every image and container
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -86,6 +87,7 @@ class ImageStore:
         self.whiteouts = whiteouts
         self._lock = threading.RLock()
         self._known: dict[str, Image] = {}  # by manifest digest; configs are shared, not copied
+        self._index_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         for path in (self.blobs, self.layers, self.tmp):
             path.mkdir(parents=True, exist_ok=True)
         if not (self.dir / "oci-layout").exists():
@@ -149,8 +151,22 @@ class ImageStore:
 
     # images ----------------------------------------------------------------------------
     def _index(self) -> dict[str, Any]:
-        data: dict[str, Any] = read_json(self.dir / "index.json")
-        return data
+        """A fresh copy of index.json; parsed again only when the file changed.
+
+        Every lookup (create, start, inspect) reads it, and parsing it each time cost
+        milliseconds under TCG. The engine writes it through _write_index only, and the
+        file's identity (inode, size, mtime) also catches anyone else's rename over it.
+        """
+        path = self.dir / "index.json"
+        info = os.stat(path)
+        key = (info.st_ino, info.st_size, info.st_mtime_ns)
+        if self._index_cache is None or self._index_cache[0] != key:
+            self._index_cache = (key, read_json(path))
+        return copy.deepcopy(self._index_cache[1])
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        write_json(self.dir / "index.json", index)
+        self._index_cache = None
 
     def add_image(self, config: bytes, layers: list[LayerBlob], tags: list[str]) -> Image:
         """Record an image whose layer blobs are stored; unpack its layers; move its tags."""
@@ -187,7 +203,7 @@ class ImageStore:
                 if m["digest"] != mblob.digest and not any(k["digest"] == m["digest"] for k in kept):
                     kept.append({key: m[key] for key in ("mediaType", "digest", "size")})
             index["manifests"] = kept
-            write_json(self.dir / "index.json", index)
+            self._write_index(index)
             return self._load_image(mblob.digest, names)
 
     def _load_image(self, manifest_digest: str, tags: list[str]) -> Image:
@@ -247,7 +263,7 @@ class ImageStore:
                 name = normalize(ref)
                 index["manifests"] = [m for m in index["manifests"]
                                       if (m.get("annotations") or {}).get(REF_NAME) != name]
-                write_json(self.dir / "index.json", index)
+                self._write_index(index)
                 return [{"Untagged": name}]
             if image.id in in_use and not force:
                 raise Conflict(f"conflict: unable to remove image {ref} (must be forced) - "
@@ -259,7 +275,7 @@ class ImageStore:
                                            "size": self.blob_path(image.manifest_digest).stat().st_size})
             else:
                 report.append({"Deleted": image.id})
-            write_json(self.dir / "index.json", index)
+            self._write_index(index)
             self.gc(in_use)
             return report
 
@@ -269,7 +285,7 @@ class ImageStore:
             index = self._index()
             index["manifests"] = [m for m in index["manifests"]
                                   if m["digest"] != manifest_digest or m.get("annotations")]
-            write_json(self.dir / "index.json", index)
+            self._write_index(index)
 
     def gc(self, in_use: set[str]) -> None:
         """Drop blobs and layer dirs no image references any more."""

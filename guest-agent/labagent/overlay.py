@@ -18,8 +18,10 @@ class Mounter:
     """Real overlay mounts; tests use a fake that only makes the merged directory."""
 
     def mount(self, lowers: list[Path], upper: Path, work: Path, merged: Path) -> None:
-        """lowers are bottom-first, as the image lists them; overlay wants top-first."""
-        merged.mkdir(exist_ok=True)
+        """lowers are bottom-first, as the image lists them; overlay wants top-first.
+
+        merged must exist (create makes it): no mkdir on the start path.
+        """
         lowerdir = ":".join(str(p) for p in reversed(lowers))
         options = f"lowerdir={lowerdir},upperdir={upper},workdir={work}"
         if len(options) >= 4096:

@@ -74,6 +74,7 @@ class Runtime:
         self.state_dir = state_dir
         self.shell = shell
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._state_dir_made = False
 
     def _base(self) -> list[str]:
         return [self.crun, "--root", str(self.state_dir)]
@@ -84,7 +85,9 @@ class Runtime:
 
     def launch(self, cid: str, bundle: Path, cgroup_procs: Path) -> Shim:
         """Start `crun run` under the shim; returns at once (see wait for the pid file)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self._state_dir_made:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._state_dir_made = True
         for name in ("init.pid", "exitcode", "crun.log"):
             with contextlib.suppress(FileNotFoundError):
                 (bundle / name).unlink()
