@@ -73,7 +73,7 @@ class Runtime:
         self.crun = crun
         self.state_dir = state_dir
         self.shell = shell
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._children: set[int] = set()  # shims started by this engine, to reap
         self._state_dir_made = False
 
     def _base(self) -> list[str]:
@@ -99,23 +99,30 @@ class Runtime:
         argv = [self.shell, "-c", SHIM, "lab-shim", str(cgroup_procs), str(bundle / "exitcode"),
                 *self._base(), "--log", str(bundle / "crun.log"), "run", "--bundle", str(bundle),
                 "--pid-file", str(bundle / "init.pid"), cid]
+        # posix_spawn, not Popen: half the Python work (2 ms under TCG). Every fd the
+        # engine opens is close-on-exec (PEP 446, and O_CLOEXEC where opened by hand), so
+        # the shim inherits only these three.
+        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                   (os.POSIX_SPAWN_DUP2, fds[0], 1), (os.POSIX_SPAWN_DUP2, fds[1], 2)]
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fds[0], stderr=fds[1],
-                                    start_new_session=True, close_fds=True, cwd=bundle)
+            pid = os.posix_spawnp(self.shell, argv, os.environ, file_actions=actions, setsid=True)
+        except OSError as exc:
+            raise EngineError(f"cannot run {self.shell}: {exc}") from None
         finally:
             for fd in fds:
                 os.close(fd)
-        self._children[proc.pid] = proc
-        return Shim(proc.pid, proc_start_time(proc.pid))
+        self._children.add(pid)
+        return Shim(pid, proc_start_time(pid))
 
     def alive(self, pid: int, start: int) -> bool:
         return pid > 0 and proc_start_time(pid) == start != 0
 
     def reap(self, pid: int) -> None:
-        proc = self._children.pop(pid, None)
-        if proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
+        """Collect a shim this engine started (it has exited: the supervisor saw it go)."""
+        if pid in self._children:
+            self._children.discard(pid)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
     @staticmethod
     def read_pid(bundle: Path) -> int:

@@ -27,6 +27,7 @@ def main(argv: list[str]) -> int:
     engine = Engine(base / "root", make_seams(base / "seams"))
     engine.startup()
     server = serve(base / "run" / "engine.sock", engine)
+    server.IDLE_EXIT = 0.5  # idle worker threads leave soon, so a count shows any stuck stream
     signal.signal(signal.SIGTERM, lambda s, f: threading.Thread(target=server.shutdown, daemon=True).start())
     print("ready", flush=True)
     server.serve_forever()
