@@ -4,12 +4,11 @@ Each slot is a named netns with eth0 (address, default route) whose host-side ve
 already on the bridge: building one costs tens of milliseconds of netlink and namespace
 set-up under TCG, which is most of what the engine adds to `crun run`. A starting container
 takes a slot (its address and MAC come with it), and one background thread builds the next
-once no start has been in flight for QUIET seconds (a longer wait starved the pool
-when starts came a little more than a settle apart). Its lowest CPU priority is not enough
+once no start has been in flight for QUIET seconds. Its lowest CPU priority is not enough
 on one vCPU: the kernel work of a new veth, and what udev and systemd do about it, ran
-beside crun and cost a start about 60 ms. Slots are only ever used
-once: a container's netns is destroyed with it, as before, so nothing of one container's
-network state reaches another.
+beside crun and cost a start about 60 ms. Starts less than QUIET apart drain the pool and
+then wire their netns themselves. Slots are only ever used once: a container's netns is
+destroyed with it, as before, so nothing of one container's network state reaches another.
 """
 
 from __future__ import annotations
