@@ -60,6 +60,7 @@ class Lifecycle:
         self._op_locks: dict[str, threading.Lock] = {}
         self.pool: NetnsPool | None = None
         self._slots: dict[str, Slot] = {}  # taken from the pool, not yet claimed
+        self.supervisor = Supervisor()
 
     def enable_pool(self, size: int = 2) -> None:
         """Keep `size` ready-made network namespaces, if the network can build them."""
@@ -242,8 +243,8 @@ class Lifecycle:
     def supervise(self, container: Container) -> None:
         cid = container.id
         fifos = self.runtime.fifos(self.store.bundle(cid))
-        Supervisor(cid, container.state.shim_pid, fifos, self.store.logfile(cid),
-                   lambda: self.on_exit(cid)).start()
+        self.supervisor.watch(cid, container.state.shim_pid, fifos, self.store.logfile(cid),
+                              lambda: self.on_exit(cid))
 
     def _await_pid(self, container: Container, watch: DirWatch) -> None:
         """Return once crun wrote the pid file; raise if the shim died before that.
