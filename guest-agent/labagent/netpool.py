@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 NETNS_PREFIX = "labpool-"
 VETH_PREFIX = "lp"
 RETRY_AFTER = 5.0  # seconds, after a slot failed to build
-QUIET = 0.3  # seconds without a container start before the pool builds
+QUIET = 0.05  # seconds without a container start before the pool builds
 
 
 @dataclass(frozen=True)
