@@ -60,7 +60,8 @@ class Supervisor:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
                 self._thread.start()
-        os.write(self._wake_write, b"\0")
+        with contextlib.suppress(BlockingIOError):  # a full pipe already holds a wake-up
+            os.write(self._wake_write, b"\0")
 
     def _run(self) -> None:
         while True:
