@@ -55,6 +55,24 @@ def test_a_container_shares_the_kernel_but_not_the_pid_namespace(lab: Lab, engin
     assert pid > 1 and "httpd" in on(lab, "node1", f"cat /proc/{pid}/cmdline").stdout
 
 
+def test_container_mounts_and_veths_stay_out_of_the_nodes_services(lab: Lab, engine_lab: str) -> None:
+    """What keeps a start cheap on one vCPU: systemd never sees a container's mounts (the
+    engine has its own mount namespace), cgroup moves skip the RCU wait (favordynmods),
+    and the engine's veths have no IPv6 link-local address, nor a systemd-sysctl run."""
+    rootfs = f"/var/lib/lab-agent/containers/{inspect(lab, 'node1', 'web')['Id']}/rootfs"
+    engine = on(lab, "node1", "systemctl show -p MainPID --value lab-agent").stdout.strip()
+    assert rootfs in on(lab, "node1", f"sudo cat /proc/{engine}/mountinfo").stdout
+    assert rootfs not in on(lab, "node1", "sudo cat /proc/1/mountinfo").stdout
+    assert "favordynmods" in on(lab, "node1", "grep cgroup2 /proc/mounts").stdout
+    veths = [line.split(":")[1].strip().split("@")[0]
+             for line in on(lab, "node1", "ip -o link show master labbr0").stdout.splitlines()]
+    assert veths, "no veth on the bridge (the web container and the netns pool have some)"
+    for veth in veths:
+        assert "inet6" not in on(lab, "node1", f"ip -o addr show dev {veth}").stdout
+    rule = on(lab, "node1", "cat /etc/udev/rules.d/98-lab-agent-veths.rules").stdout
+    assert 'RUN:="/bin/true"' in rule
+
+
 def test_memory_limit_oom_kills_and_the_kill_is_recorded(lab: Lab, engine_lab: str) -> None:
     done = on(lab, "node1",
               "labctl run --name hog --memory 64M busybox sh -c 'head -c 200m /dev/zero | tail >/dev/null'",
