@@ -7,27 +7,26 @@ the very time crun needed to start the container; a blocked poll(2) costs nothin
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import select
 from pathlib import Path
 
+from .libc import LIBC, last_error
+
 IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x8, 0x80, 0x100
 IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 class DirWatch:
     """Wakes wait() when something in `directory` is written, created or renamed in."""
 
     def __init__(self, directory: Path) -> None:
-        self.fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        self.fd = LIBC.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if self.fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1")
+            raise OSError(last_error(), "inotify_init1")
         mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE
-        if _libc.inotify_add_watch(self.fd, str(directory).encode(), mask) < 0:
-            err = ctypes.get_errno()
+        if LIBC.inotify_add_watch(self.fd, str(directory).encode(), mask) < 0:
+            err = last_error()
             os.close(self.fd)
             raise OSError(err, f"inotify_add_watch {directory}")
         self._poll = select.poll()

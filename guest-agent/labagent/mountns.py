@@ -13,31 +13,22 @@ making a mount namespace needs a single-threaded process: call enter() first thi
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 from pathlib import Path
 
+from .libc import CLONE_NEWNS, LIBC, MS_BIND, MS_PRIVATE, MS_REC, MS_SLAVE, check
+
 log = logging.getLogger(__name__)
-CLONE_NEWNS = 0x00020000
-MS_BIND, MS_REC, MS_PRIVATE, MS_SLAVE = 0x1000, 0x4000, 1 << 18, 1 << 19
 PIN = Path("/run/lab-agent/ns/mnt")
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def _mount(source: str | None, target: Path, flags: int, what: str) -> None:
-    _check(_libc.mount(source.encode() if source else None, str(target).encode(), None, flags, None), what)
+    check(LIBC.mount(source.encode() if source else None, str(target).encode(), None, flags, None), what)
 
 
 def _setns(fd: int, what: str) -> None:
-    _check(_libc.setns(fd, CLONE_NEWNS), what)
+    check(LIBC.setns(fd, CLONE_NEWNS), what)
 
 
 def _is_pinned(pin: Path) -> bool:
@@ -80,7 +71,7 @@ def _make(pin: Path) -> None:
     node_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     own_ns = -1
     try:
-        _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        check(LIBC.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         _mount(None, Path("/"), MS_REC | MS_SLAVE, "make / a slave of the node's mounts")
         own_ns = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         _setns(node_ns, "back to the node's mount namespace")

@@ -7,28 +7,17 @@ own threads never leave the node's namespace. pyroute2 forks a child for this in
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import threading
 from pathlib import Path
 
+from .libc import CLONE_NEWNET, LIBC, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, check, last_error
 from .netlink import Rtnl
 
-CLONE_NEWNET = 0x40000000
-MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
-MNT_DETACH = 2
 NETNS_DIR = Path("/run/netns")
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _rundir_lock = threading.Lock()
 _rundir_shared = False
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def _share_rundir(rundir: Path) -> None:
@@ -39,9 +28,9 @@ def _share_rundir(rundir: Path) -> None:
             return
         rundir.mkdir(parents=True, exist_ok=True)
         target = str(rundir).encode()
-        if _libc.mount(b"none", target, b"none", MS_SHARED | MS_REC, None) != 0:
-            _check(_libc.mount(target, target, b"none", MS_BIND | MS_REC, None), f"bind {rundir}")
-            _check(_libc.mount(b"none", target, b"none", MS_SHARED | MS_REC, None), f"share {rundir}")
+        if LIBC.mount(b"none", target, b"none", MS_SHARED | MS_REC, None) != 0:
+            check(LIBC.mount(target, target, b"none", MS_BIND | MS_REC, None), f"bind {rundir}")
+            check(LIBC.mount(b"none", target, b"none", MS_SHARED | MS_REC, None), f"share {rundir}")
         _rundir_shared = True
 
 
@@ -54,9 +43,9 @@ def create(name: str, rundir: Path = NETNS_DIR) -> Rtnl:
 
     def inside() -> None:
         try:
-            _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            check(LIBC.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
             own = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
-            _check(_libc.mount(own, str(path).encode(), b"none", MS_BIND, None), f"bind {path}")
+            check(LIBC.mount(own, str(path).encode(), b"none", MS_BIND, None), f"bind {path}")
             rtnl = Rtnl()
             try:
                 rtnl.set_up(1)  # lo is always index 1 in a fresh namespace
@@ -79,8 +68,8 @@ def create(name: str, rundir: Path = NETNS_DIR) -> Rtnl:
 def remove(name: str, rundir: Path = NETNS_DIR) -> bool:
     """Unmount and unlink a named netns; False if there was none."""
     path = rundir / name
-    if _libc.umount2(str(path).encode(), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
+    if LIBC.umount2(str(path).encode(), MNT_DETACH) != 0:
+        err = last_error()
         if err not in (errno.EINVAL, errno.ENOENT):
             raise OSError(err, f"umount {path}: {os.strerror(err)}")
     try:
@@ -98,8 +87,8 @@ def rename(old: str, new: str, rundir: Path = NETNS_DIR) -> None:
     """Bind the namespace at the new name, then drop the old one (a mount cannot be renamed)."""
     source, target = rundir / old, rundir / new
     os.close(os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-    if _libc.mount(str(source).encode(), str(target).encode(), b"none", MS_BIND, None) != 0:
-        err = ctypes.get_errno()
+    if LIBC.mount(str(source).encode(), str(target).encode(), b"none", MS_BIND, None) != 0:
+        err = last_error()
         target.unlink()
         raise OSError(err, f"bind {source} at {target}: {os.strerror(err)}")
     remove(old, rundir)

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 from pathlib import Path
 
 from .errors import EngineError
-
-MNT_DETACH = 2
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+from .libc import LIBC, MNT_DETACH, last_error
 
 
 class Mounter:
@@ -26,13 +22,13 @@ class Mounter:
         options = f"lowerdir={lowerdir},upperdir={upper},workdir={work}"
         if len(options) >= 4096:
             raise EngineError("too many image layers for one overlay mount")
-        if _libc.mount(b"overlay", str(merged).encode(), b"overlay", 0, options.encode()) != 0:
-            err = ctypes.get_errno()
+        if LIBC.mount(b"overlay", str(merged).encode(), b"overlay", 0, options.encode()) != 0:
+            err = last_error()
             raise EngineError(f"overlay mount on {merged} failed: {os.strerror(err)}")
 
     def unmount(self, merged: Path) -> None:
-        if _libc.umount2(str(merged).encode(), MNT_DETACH) != 0:
-            err = ctypes.get_errno()
+        if LIBC.umount2(str(merged).encode(), MNT_DETACH) != 0:
+            err = last_error()
             if err not in (errno.EINVAL, errno.ENOENT):
                 raise EngineError(f"unmount of {merged} failed: {os.strerror(err)}")
 

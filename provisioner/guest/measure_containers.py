@@ -22,8 +22,6 @@ otherwise land in whichever run came next.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import http.client
 import json
 import os
@@ -210,9 +208,14 @@ def private_mounts() -> None:
     systemd does not react to them; the bare side gets the same, or its unmounts would set
     systemd off during the engine's next start. Needs a single-threaded process: first.
     """
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if libc.unshare(0x00020000) != 0 or libc.mount(None, b"/", None, 0x4000 | (1 << 19), None) != 0:
-        raise SystemExit(f"cannot make a private mount namespace: {os.strerror(ctypes.get_errno())}")
+    sys.path.insert(0, AGENT)
+    from labagent.libc import CLONE_NEWNS, LIBC, MS_REC, MS_SLAVE, check
+
+    try:
+        check(LIBC.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        check(LIBC.mount(None, b"/", None, MS_REC | MS_SLAVE, None), "make / a slave")
+    except OSError as exc:
+        raise SystemExit(f"cannot make a private mount namespace: {exc}") from None
 
 
 def main() -> None:
