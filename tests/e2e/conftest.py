@@ -83,7 +83,9 @@ def two_node(lab: Lab, built_image: None) -> Iterator[str]:
 
 
 # The shared two-node lab is used gently first and destructively last (kill, destroy).
-MODULE_ORDER = ["test_crash", "test_single", "test_engine", "test_docker", "test_verify", "test_two_node"]
+MODULE_ORDER = [
+    "test_crash", "test_single", "test_engine", "test_docker", "test_hostile", "test_verify", "test_two_node",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
