@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from .errors import LabError
@@ -23,14 +24,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def reports_errors(function: F) -> F:
-    """LabError becomes one line on stderr and its exit code; Ctrl-C exits 130."""
+    """LabError becomes one line on stderr and its exit code; Ctrl-C exits 130.
+
+    The message is escaped: it quotes user input, and `[/red]` in a name is not markup.
+    """
 
     @wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
         except LabError as error:
-            err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")

@@ -53,3 +53,7 @@ class BootError(LabError):
 
 class RemoteError(LabError):
     """SSH to a guest failed, or a remote command failed."""
+
+
+class BadNameError(UserInputError):
+    """A lab, node or container name that is not of the allowed form; no path was built from it."""

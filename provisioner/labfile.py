@@ -10,30 +10,41 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from . import specvalues
 from .errors import LabFileError, UserInputError
+from .expansion import expand, key_text
+from .names import RULE, is_dns_label
 from .paths import LABS_DIR
+from .specvalues import parse_publish
 from .units import parse_mebibytes
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-ENDPOINT = re.compile(r"^(?P<node>[^:]+):eth(?P<index>[1-9][0-9]?)$")
-ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+ENDPOINT = re.compile(r"(?P<node>[^:]+):eth(?P<index>[1-9][0-9]?)")
 MIN_MEMORY_MIB = 224
 MANAGEMENT_SUBNET = ipaddress.IPv4Network("10.0.2.0/24")  # QEMU user-mode networking
+MAX_FILE_BYTES = 1 << 20
 
 
 def dns_label(value: str) -> str:
-    if not DNS_LABEL.match(value):
-        raise ValueError(f"{value!r} is not a DNS label (a-z, 0-9 and '-', at most 63)")
+    if not is_dns_label(value):
+        raise ValueError(f"{value!r} is not a DNS label ({RULE})")
     return value
 
 
 def memory_value(value: str | int) -> str | int:
-    mib = parse_mebibytes(value)
-    if mib < MIN_MEMORY_MIB:
-        raise ValueError(f"{value} is below the {MIN_MEMORY_MIB} MiB a guest needs to boot")
+    return specvalues.guest_memory(value, MIN_MEMORY_MIB)
+
+
+def _no_bool(value: object) -> object:
+    """YAML's yes/no/true are not sizes or counts, though pydantic would take them as 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number or a size")
     return value
+
+
+Text = Annotated[str, AfterValidator(specvalues.plain_text)]
+Size = Annotated[str | int, BeforeValidator(_no_bool)]
 
 
 class Strict(BaseModel):
@@ -45,35 +56,56 @@ class ContainerSpec(Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    image: str
-    command: list[str] = []
-    publish: list[str] = []
-    env: dict[str, str] = {}
-    memory: str | None = None
-    cpus: float | None = None
-    pids_limit: int | None = Field(default=None, alias="pids-limit")
+    image: Annotated[str, AfterValidator(specvalues.image_reference)]
+    command: list[Text] = []
+    publish: list[Annotated[str, AfterValidator(specvalues.publish_spec)]] = []
+    env: dict[Annotated[str, AfterValidator(specvalues.env_name)], Text] = {}
+    memory: Annotated[str, AfterValidator(specvalues.container_memory)] | None = None
+    cpus: Annotated[float, BeforeValidator(_no_bool), Field(gt=0, le=1024, allow_inf_nan=False)] | None = None
+    pids_limit: Annotated[int, BeforeValidator(_no_bool), Field(ge=-1, le=4194304)] | None = Field(
+        default=None, alias="pids-limit"
+    )
+
+
+Cpus = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=16)]
+Disk = Annotated[Size, AfterValidator(specvalues.disk_size)]  # canonical: a number of MiB and "M"
 
 
 class Defaults(Strict):
     image: str = "debian-12"
-    cpus: Annotated[int, Field(ge=1, le=16)] = 1
-    memory: str | int = "512M"
-    disk: str | None = None
+    cpus: Cpus = 1
+    memory: Size = "512M"
+    disk: Disk | None = None
 
     _memory = field_validator("memory")(memory_value)
 
 
 class NodeSpec(Strict):
     image: str | None = None
-    cpus: Annotated[int, Field(ge=1, le=16)] | None = None
-    memory: str | int | None = None
-    disk: str | None = None
+    cpus: Cpus | None = None
+    memory: Size | None = None
+    disk: Disk | None = None
     containers: dict[str, ContainerSpec] = {}
 
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: str | int | None) -> str | int | None:
         return None if value is None else memory_value(value)
+
+    @field_validator("containers")
+    @classmethod
+    def _containers(cls, value: dict[str, ContainerSpec]) -> dict[str, ContainerSpec]:
+        for name in value:
+            specvalues.container_name(name)
+        taken: dict[tuple[str, int, str], str] = {}
+        for name, spec in value.items():
+            for text in spec.publish:
+                publication = parse_publish(text)
+                key = (publication.host_ip, publication.host_port, publication.proto)
+                if key in taken:
+                    raise ValueError(f"{name}: {text!r} takes a host port {taken[key]} already publishes")
+                taken[key] = name
+        return value
 
 
 class LinkSpec(Strict):
@@ -85,7 +117,7 @@ class LinkSpec(Strict):
     @classmethod
     def _endpoints(cls, value: list[str]) -> list[str]:
         for endpoint in value:
-            if not ENDPOINT.match(endpoint):
+            if not ENDPOINT.fullmatch(endpoint):
                 raise ValueError(f"{endpoint!r} is not NODE:ethN with N from 1 (eth0 is lab's)")
         return value
 
@@ -117,7 +149,7 @@ class Node:
     image: str
     cpus: int
     memory_mib: int
-    disk: str | None
+    disk: str | None  # "<MiB>M", as specvalues.disk_size makes it
     containers: dict[str, ContainerSpec]
     interfaces: list[Interface] = field(default_factory=list)
 
@@ -138,12 +170,14 @@ class LabSpec:
 
 
 def locate(reference: str) -> Path:
-    """LAB is a file in labs/ or a path to a lab file."""
+    """LAB is a file in labs/ or a path to a lab file; a name in labs/ is a DNS label."""
     path = Path(reference)
     if path.suffix in (".yaml", ".yml") or os.sep in reference:
         if path.is_file():
             return path
         raise UserInputError(f"{reference}: no such lab file")
+    if not is_dns_label(reference):
+        raise UserInputError(f"unknown lab {reference!r}: give a name in labs/ ({RULE}) or a path to a lab file")
     for suffix in (".yaml", ".yml"):
         candidate = LABS_DIR / f"{reference}{suffix}"
         if candidate.is_file():
@@ -152,29 +186,26 @@ def locate(reference: str) -> Path:
     raise UserInputError(f"unknown lab {reference!r} (labs/ has: {known})")
 
 
-def expand_environment(text: str, source: str, environ: dict[str, str] | None = None) -> str:
-    """${VAR} and ${VAR:-default}, as in a shell; an unset VAR without default is an error."""
-    env = os.environ if environ is None else environ
-
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match.group("name"), match.group("default")
-        if name in env and env[name] != "":
-            return env[name]
-        if default is not None:
-            return default
-        raise LabFileError(f"{source}: ${{{name}}} is not set and has no default")
-
-    return ENV_REFERENCE.sub(substitute, text)
-
-
 def load(reference: str, environ: dict[str, str] | None = None) -> LabSpec:
     path = locate(reference)
-    return parse(path.read_text(), str(path), environ)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise LabFileError(f"{path}: cannot be read: {error.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise LabFileError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB; this is not a lab file")
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise LabFileError(f"{path}: not UTF-8 text") from None
+    return parse(text, str(path), environ)
 
 
 def parse(text: str, source: str, environ: dict[str, str] | None = None) -> LabSpec:
+    """YAML first, then `${VAR}` in the parsed strings, then the model (see expansion.py)."""
     try:
-        raw = yaml.safe_load(expand_environment(text, source, environ))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -182,6 +213,7 @@ def parse(text: str, source: str, environ: dict[str, str] | None = None) -> LabS
         raise LabFileError(f"{source}:{where}: invalid YAML: {problem}") from None
     if not isinstance(raw, dict):
         raise LabFileError(f"{source}: a lab file is a mapping with name, nodes and links")
+    raw = expand(raw, source, environ)
     try:
         model = LabFileModel.model_validate(raw)
     except ValidationError as error:
@@ -191,7 +223,7 @@ def parse(text: str, source: str, environ: dict[str, str] | None = None) -> LabS
 
 def describe(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
+    where = ".".join(key_text(part) for part in first["loc"] if part != "[key]")
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
@@ -211,14 +243,15 @@ def resolve(model: LabFileModel, source: str) -> LabSpec:
         try:
             dns_label(name)
         except ValueError as error:
-            raise fail(f"nodes.{name}", str(error)) from None
+            raise fail(f"nodes.{key_text(name)}", str(error)) from None
         memory = spec.memory if spec.memory is not None else model.defaults.memory
+        disk = spec.disk or model.defaults.disk
         nodes[name] = Node(
             name=name,
             image=spec.image or model.defaults.image,
             cpus=spec.cpus or model.defaults.cpus,
             memory_mib=parse_mebibytes(memory),
-            disk=spec.disk or model.defaults.disk,
+            disk=None if disk is None else str(disk),
             containers=dict(spec.containers),
         )
 
@@ -229,7 +262,7 @@ def resolve(model: LabFileModel, source: str) -> LabSpec:
         where = f"links.{index}"
         parsed = []
         for endpoint in link.endpoints:
-            match = ENDPOINT.match(endpoint)
+            match = ENDPOINT.fullmatch(endpoint)
             assert match is not None  # checked by the model
             node = match.group("node")
             if node not in nodes:

@@ -23,6 +23,7 @@ from ..network import PortAllocator, allocation_lock, mac_address, ports_in_ledg
 from ..paths import images_dir, lab_home, state_dir
 from ..progress import Reporter
 from ..state import LabState, Ledger, NodeRecord
+from ..units import parse_mebibytes
 from .boot import DEFAULT_TIMEOUT, bring_up
 from .nodes import domain_name, domain_spec, make_overlay, write_host_key, write_node_seed
 from .session import LabSession
@@ -54,10 +55,17 @@ def check_fits_host(spec: LabSpec) -> None:
 
 
 def recipe_for(spec: LabSpec, node: str) -> Recipe:
+    """The node's image recipe; a disk smaller than the image's own is refused here, not by qemu-img."""
     try:
-        return recipe_named(spec.nodes[node].image)
+        recipe = recipe_named(spec.nodes[node].image)
     except UserInputError as error:
         raise LabFileError(f"{spec.source}: nodes.{node}.image: {error}") from None
+    disk = spec.nodes[node].disk
+    if disk is not None and parse_mebibytes(disk) < parse_mebibytes(recipe.disk_size):
+        raise LabFileError(
+            f"{spec.source}: nodes.{node}.disk: {disk} is smaller than the {recipe.name} image ({recipe.disk_size})"
+        )
+    return recipe
 
 
 def create(reference: str, options: CreateOptions, reporter: Reporter) -> Ledger:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -19,9 +20,15 @@ def domain_name(lab: str, node: str) -> str:
     return f"lab-{lab}-{node}"
 
 
+DISK_SIZE = re.compile(r"[1-9][0-9]*M")  # labfile's canonical form (specvalues.disk_size)
+
+
 def make_overlay(base: Path, overlay: Path, size: str | None) -> None:
+    """SIZE reaches qemu-img's argv, where a word such as -Fraw would be read as an option."""
     command = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay)]
     if size:
+        if not DISK_SIZE.fullmatch(size):
+            raise HypervisorError(f"{overlay}: {size!r} is not a disk size in MiB")
         command.append(size)
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:

@@ -91,7 +91,7 @@ def test_invalid_yaml_names_the_line() -> None:
 
 
 def test_environment_expansion_with_defaults() -> None:
-    text = "name: ${LAB_NAME:-fallback}\nnodes:\n  n1: {memory: ${MEM:-256M}}\n"
+    text = "name: ${LAB_NAME:-fallback}\nnodes:\n  n1: {memory: \"${MEM:-256M}\"}\n"
     assert parse(text).name == "fallback"
     spec = parse(text, {"LAB_NAME": "given", "MEM": "300M"})
     assert spec.name == "given" and spec.nodes["n1"].memory_mib == 300
