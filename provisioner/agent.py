@@ -19,6 +19,7 @@ from fabric import Connection
 from .errors import RemoteError
 from .labfile import ContainerSpec
 from .paths import GUEST_AGENT_DIR
+from .remote import remote_tempdir
 from .templating import render
 
 AGENT_DIR = "/opt/lab-agent"
@@ -78,24 +79,48 @@ def _bytecode(source: Path, name: str) -> bytes:
         return compiled.read_bytes()
 
 
-def upload(connection: Connection) -> None:
-    """Send the agent and its unit; the install step runs later, with sudo."""
+UPLOADS = ("agent.tar.gz", "lab-agent.service", "labctl", "lab-agent-veths.rules", "install.sh")
+
+
+def upload(connection: Connection, node: str) -> str:
+    """Send the agent, its unit and its install script to a fresh private directory; its path.
+
+    The directory comes from the node's `mktemp -d` (0700, a name nobody could guess or
+    make in advance): the install step runs these files as root.
+    """
     archive, version = agent_archive()
     context = {"agent_dir": AGENT_DIR, "socket": SOCKET, "state_root": STATE_ROOT}
-    connection.put(io.BytesIO(archive), "/tmp/lab-agent.tar.gz")
-    connection.put(io.BytesIO(render("lab-agent.service.j2", **context).encode()), "/tmp/lab-agent.service")
-    connection.put(io.BytesIO(render("labctl.sh.j2", **context).encode()), "/tmp/labctl")
-    connection.put(io.BytesIO(render("lab-agent-veths.rules").encode()), "/tmp/lab-agent-veths.rules")
+    workdir = remote_tempdir(connection, node, "lab-agent")
+    paths = {name: f"{workdir}/{name}" for name in UPLOADS}
     script = render(
-        "agent-install.sh.j2", version=version, archive="/tmp/lab-agent.tar.gz",
-        unit_upload="/tmp/lab-agent.service", labctl_upload="/tmp/labctl",
-        rules_upload="/tmp/lab-agent-veths.rules", **context,
+        "agent-install.sh.j2", version=version, workdir=workdir, archive=paths["agent.tar.gz"],
+        unit_upload=paths["lab-agent.service"], labctl_upload=paths["labctl"],
+        rules_upload=paths["lab-agent-veths.rules"], **context,
     )
-    connection.put(io.BytesIO(script.encode()), "/tmp/lab-agent-install.sh")
+    contents = {
+        "agent.tar.gz": archive,
+        "lab-agent.service": render("lab-agent.service.j2", **context).encode(),
+        "labctl": render("labctl.sh.j2", **context).encode(),
+        "lab-agent-veths.rules": render("lab-agent-veths.rules").encode(),
+        "install.sh": script.encode(),
+    }
+    try:
+        for name in UPLOADS:
+            connection.put(io.BytesIO(contents[name]), paths[name])
+    except BaseException:
+        connection.run(f"rm -rf {shlex.quote(workdir)}", hide=True, warn=True, in_stream=False)
+        raise
+    return workdir
 
 
-def install(connection: Connection, node: str) -> None:
-    result = connection.run("sudo -n sh /tmp/lab-agent-install.sh", hide=True, warn=True, in_stream=False)
+def install_command(workdir: str) -> str:
+    """Run the uploaded script as root; the directory goes whatever the script's outcome."""
+    quoted = shlex.quote(workdir)
+    return f"sudo -n sh {shlex.quote(workdir + '/install.sh')}; rc=$?; rm -rf {quoted}; exit $rc"
+
+
+def install(connection: Connection, node: str, workdir: str) -> None:
+    result = connection.run(install_command(workdir), hide=True, warn=True, in_stream=False)
     if result.exited != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RemoteError(f"node {node}: installing the guest agent failed: {detail[0]}")
@@ -115,8 +140,7 @@ def wait_until_answering(connection: Connection, node: str, timeout: float = 120
 
 
 def deploy(connection: Connection, node: str) -> None:
-    upload(connection)
-    install(connection, node)
+    install(connection, node, upload(connection, node))
     wait_until_answering(connection, node)
 
 

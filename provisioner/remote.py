@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import shlex
 import socket
 import time
 from collections.abc import Callable
@@ -96,6 +98,26 @@ def wait_for_ssh(
             raise RemoteError(f"node {endpoint.node}: {problem}")
         time.sleep(1.0)
     raise RemoteError(f"node {endpoint.node}: SSH not ready after {timeout:.0f} s ({last_error})")
+
+
+# What `mktemp -d /tmp/PREFIX.XXXXXXXXXX` prints; anything else is not used as a path.
+TEMP_DIR = re.compile(r"/tmp/(?P<prefix>[a-z-]+)\.[A-Za-z0-9]{10}")
+
+
+def remote_tempdir(connection: Connection, node: str, prefix: str) -> str:
+    """A fresh private (0700) directory on the node, made by the node's own mktemp.
+
+    Fixed names in the node's /tmp could be made in advance, or be symlinks, by any local
+    user; a mktemp directory cannot, and nothing but lab's user can write in it.
+    """
+    result = connection.run(f"mktemp -d /tmp/{shlex.quote(prefix)}.XXXXXXXXXX", hide=True, warn=True,
+                            in_stream=False)
+    path = (result.stdout or "").strip()
+    match = TEMP_DIR.fullmatch(path)
+    if result.exited != 0 or match is None or match.group("prefix") != prefix:
+        detail = (result.stderr or result.stdout or "no output").strip().splitlines()[-1:] or ["no output"]
+        raise RemoteError(f"node {node}: mktemp -d failed: {detail[0]}")
+    return path
 
 
 def run(connection: Connection, command: str, timeout: float | None = None) -> tuple[int, str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from functools import lru_cache
 from typing import Any
 
@@ -12,7 +13,8 @@ from .paths import TEMPLATES_DIR
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    """`{{ value | sh }}` quotes VALUE as one shell word, for templates that are shell scripts."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -20,6 +22,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    return env
 
 
 def render(template: str, **context: Any) -> str:

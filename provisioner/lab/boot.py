@@ -102,8 +102,7 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
         # The agent needs only the user and sudo, which exist once SSH lets us in, so
         # its upload and start overlap the end of cloud-init.
         reporter.phase(record.name, "deploying the guest agent")
-        agent.upload(connection)
-        agent.install(connection, record.name)
+        agent.install(connection, record.name, agent.upload(connection, record.name))
         reporter.phase(record.name, "waiting for cloud-init")
         _wait_for_cloud_init(session, record, connection, timeout, deadline)
         mark("cloud_init")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shlex
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .. import agent
 from ..errors import RemoteError, UserInputError
-from ..remote import open_checked, run
+from ..remote import open_checked, remote_tempdir, run
 from ..state import LabState
 from .access import node_record
 from .session import LabSession
@@ -33,6 +32,11 @@ def deploy_agent(name: str) -> list[str]:
         return list(pool.map(deploy_one, [record.name for record in records]))
 
 
+def load_command(workdir: str, remote: str) -> str:
+    """Load the uploaded tarball, then remove its private directory whatever the outcome."""
+    return f"labctl load -i {shlex.quote(remote)}; rc=$?; rm -rf {shlex.quote(workdir)}; exit $rc"
+
+
 def push_image(name: str, node: str, archive: Path) -> str:
     """Send a docker-save or OCI-layout tarball from the host and load it into NODE's engine."""
     if not archive.is_file():
@@ -40,11 +44,16 @@ def push_image(name: str, node: str, archive: Path) -> str:
     state = LabState(name)
     session = LabSession(state, state.load())
     record = node_record(session.ledger, node)
-    remote = f"/tmp/lab-push-{uuid.uuid4().hex[:8]}.tar"
     connection = open_checked(session.endpoint(record))
     try:
-        connection.put(str(archive), remote)
-        code, out, err = run(connection, f"labctl load -i {shlex.quote(remote)}; rc=$?; rm -f {remote}; exit $rc")
+        workdir = remote_tempdir(connection, node, "lab-push")
+        remote = f"{workdir}/image.tar"
+        try:
+            connection.put(str(archive), remote)
+        except BaseException:
+            run(connection, f"rm -rf {shlex.quote(workdir)}")
+            raise
+        code, out, err = run(connection, load_command(workdir, remote))
     finally:
         connection.close()
     if code != 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from ..images.store import Image, ImageStore
 from ..lab.inspect import status
 from ..lab.session import LabSession
 from ..paths import images_dir
-from ..remote import open_checked
+from ..remote import open_checked, remote_tempdir
 from ..state import LabState
 
 VERIFY_RESULTS = "verify.json"
@@ -54,8 +55,11 @@ def measure(name: str, runs: int = 5) -> Comparison:
     vm_disk = (allocated_mib(base.disk) if base else 0.0) + allocated_mib(Path(node.overlay))
     connection = open_checked(session.endpoint(node))
     try:
-        connection.put(str(MEASURE_CONTAINERS), "/tmp/lab-measure.py")
-        result = connection.run(f"sudo -n python3 /tmp/lab-measure.py {runs}; rm -f /tmp/lab-measure.py",
+        # A private mktemp dir: the script runs as root, so no other node user may plant or swap it.
+        workdir = remote_tempdir(connection, node.name, "lab-measure")
+        script = shlex.quote(f"{workdir}/measure.py")
+        connection.put(str(MEASURE_CONTAINERS), f"{workdir}/measure.py")
+        result = connection.run(f"sudo -n python3 {script} {int(runs)}; rc=$?; rm -rf {shlex.quote(workdir)}; exit $rc",
                                 hide=True, warn=True, in_stream=False)
         if result.exited != 0:
             raise RemoteError(f"node {node.name}: measuring containers failed: {result.stderr.strip()[-200:]}")

@@ -1,0 +1,134 @@
+"""The agent's upload goes to a fresh mktemp directory, and no lab-file value is shell syntax."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioner import agent
+from provisioner.errors import RemoteError
+from provisioner.lab.engine import load_command
+from provisioner.labfile import ContainerSpec
+
+WORKDIR = "/tmp/lab-agent.Zq3xY7pA0b"
+
+
+@dataclass
+class Result:
+    exited: int = 0
+    stdout: str = ""
+    stderr: str = ""
+
+
+class FakeConnection:
+    """Records what lab asks of the node; mktemp answers with MKTEMP."""
+
+    def __init__(self, mktemp: Result | None = None, fail_put: bool = False) -> None:
+        self.mktemp = mktemp or Result(stdout=WORKDIR + "\n")
+        self.fail_put = fail_put
+        self.commands: list[str] = []
+        self.files: dict[str, bytes] = {}
+
+    def run(self, command: str, **_: Any) -> Result:
+        self.commands.append(command)
+        return self.mktemp if command.startswith("mktemp") else Result()
+
+    def put(self, local: io.BytesIO, remote: str) -> None:
+        if self.fail_put:
+            raise OSError("sftp: connection lost")
+        self.files[remote] = local.read()
+
+
+def test_every_upload_goes_into_the_fresh_mktemp_directory() -> None:
+    connection = FakeConnection()
+    workdir = agent.upload(connection, "node1")  # type: ignore[arg-type]
+    assert workdir == WORKDIR
+    assert connection.commands == ["mktemp -d /tmp/lab-agent.XXXXXXXXXX"]
+    assert sorted(connection.files) == sorted(f"{WORKDIR}/{name}" for name in agent.UPLOADS)
+    script = connection.files[f"{WORKDIR}/install.sh"].decode()
+    uploads = set(re.findall(r"/tmp/[^\s'\";,]*", script))
+    assert uploads and all(path == WORKDIR or path.startswith(WORKDIR + "/") for path in uploads), uploads
+    assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Result(stdout="/tmp/lab-agent.x; rm -rf /\n"), Result(stdout="/tmp/lab-agent\n"), Result(stdout=""),
+     Result(stdout="/home/lab/lab-agent.Zq3xY7pA0b\n"), Result(stdout="/tmp/other.Zq3xY7pA0b\n"),
+     Result(exited=1, stderr="mktemp: failed to create directory: No space left on device")],
+)
+def test_a_bad_mktemp_answer_stops_the_upload(answer: Result) -> None:
+    connection = FakeConnection(mktemp=answer)
+    with pytest.raises(RemoteError, match="node node1: mktemp -d failed"):
+        agent.upload(connection, "node1")  # type: ignore[arg-type]
+    assert connection.files == {}
+
+
+def test_a_failed_upload_removes_its_directory() -> None:
+    connection = FakeConnection(fail_put=True)
+    with pytest.raises(OSError):
+        agent.upload(connection, "node1")  # type: ignore[arg-type]
+    assert connection.commands[-1] == f"rm -rf {WORKDIR}"
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`sudo -n CMD` runs CMD; `labctl` writes its argv as JSON to $ARGV_FILE and exits 3."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sudo").write_text('#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n')
+    (bin_dir / "labctl").write_text(
+        "#!/usr/bin/env python3\nimport json, os, sys\n"
+        "open(os.environ['ARGV_FILE'], 'w').write(json.dumps(sys.argv[1:]))\nsys.exit(3)\n"
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("ARGV_FILE", str(tmp_path / "argv.json"))
+    return tmp_path
+
+
+def test_install_runs_the_script_and_removes_the_directory_whatever_its_outcome(fake_bin: Path) -> None:
+    workdir = fake_bin / "lab-agent.Zq3xY7pA0b"
+    workdir.mkdir()
+    (workdir / "install.sh").write_text(f"touch {fake_bin}/installed; exit 7\n")
+    done = subprocess.run(["sh", "-c", agent.install_command(str(workdir))])
+    assert done.returncode == 7
+    assert (fake_bin / "installed").exists() and not workdir.exists()
+
+
+def test_hostile_container_values_reach_labctl_as_plain_words(fake_bin: Path) -> None:
+    """Even a spec that skipped validation (an edited ledger) is one argv word per value."""
+    pwned = fake_bin / "pwned"
+    hostile = f"web; touch {pwned}"
+    spec = ContainerSpec.model_construct(
+        image=f"busybox$(touch {pwned})", command=["sh", "-c", f"`touch {pwned}`", "; rm -rf ~"],
+        publish=[f"8080:80 && touch {pwned}"], env={"A": f"'\"$(touch {pwned})"}, memory="64M|touch",
+        cpus=None, pids_limit=None,
+    )
+    line = agent.start_container_command(hostile, spec)
+    done = subprocess.run(["sh", "-c", line])
+    assert done.returncode == 3
+    assert not pwned.exists()
+    assert json.loads((fake_bin / "argv.json").read_text()) == [
+        "run", "-d", "--name", hostile, "-p", f"8080:80 && touch {pwned}", "-e", f"A='\"$(touch {pwned})",
+        "--memory", "64M|touch", f"busybox$(touch {pwned})", "sh", "-c", f"`touch {pwned}`", "; rm -rf ~",
+    ]
+
+
+def test_image_push_loads_from_and_removes_only_its_own_directory(fake_bin: Path) -> None:
+    workdir = fake_bin / "lab-push.dir; touch pwned"
+    workdir.mkdir()
+    (fake_bin / "keep").write_text("keep")
+    done = subprocess.run(["sh", "-c", load_command(str(workdir), f"{workdir}/image.tar")], cwd=fake_bin)
+    assert done.returncode == 3
+    assert json.loads((fake_bin / "argv.json").read_text()) == ["load", "-i", f"{workdir}/image.tar"]
+    assert not workdir.exists() and not (fake_bin / "pwned").exists() and (fake_bin / "keep").exists()
