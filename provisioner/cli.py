@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
+from .cli_types import LAB_NAME, NODE_NAME
 from .console import RichReporter, err_console, out_console, print_json, reports_errors
 from .images.builder import ImageBuilder
 from .images.recipe import DEFAULT_IMAGE, recipe_named
@@ -17,7 +19,7 @@ from .images.store import ImageStore
 from .lab import access, engine, inspect, lifecycle
 from .lab.boot import DEFAULT_TIMEOUT
 from .lab.create import CreateOptions, create
-from .lab.teardown import destroy, destroy_all
+from .lab.teardown import ABSENT, REFUSED, destroy, destroy_all
 from .paths import images_dir
 from .state import Ledger
 
@@ -29,7 +31,7 @@ def main() -> None:
 
 
 @main.command("create")
-@click.argument("lab")
+@click.argument("lab", metavar="LAB")
 @click.option("--connect", "connect", metavar="URI", help="libvirt URI (default: embedded driver).")
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds per node.")
@@ -67,21 +69,29 @@ def phase_timings_table(ledger: Ledger) -> Table:
 
 
 @main.command("destroy")
-@click.argument("lab", required=False)
+@click.argument("lab", type=LAB_NAME, required=False)
 @click.option("--all", "everything", is_flag=True, help="Destroy every lab.")
 @reports_errors
 def destroy_command(lab: str | None, everything: bool) -> None:
-    """Remove a lab's VMs, disks, keys and state; safe to repeat."""
+    """Remove a lab's VMs, disks, keys and state; safe to repeat.
+
+    Only what the lab's ledger records is removed, and only a directory holding a ledger
+    is touched.
+    """
     if everything == bool(lab):
         raise click.UsageError("name one LAB, or pass --all")
     results = destroy_all() if everything else {lab or "": destroy(lab or "")}
     failed = False
-    for name, problems in results.items():
-        if problems is None:
+    for name, result in results.items():
+        problems = escape("; ".join(result.problems))
+        if result.outcome == ABSENT:
             out_console.print(f"lab {name}: nothing to destroy")
-        elif problems:
+        elif result.outcome == REFUSED:
             failed = True
-            err_console.print(f"lab {name}: destroyed, with problems: {'; '.join(problems)}")
+            err_console.print(f"lab {name}: not destroyed: {problems}", highlight=False, soft_wrap=True)
+        elif result.problems:
+            failed = True
+            err_console.print(f"lab {name}: destroyed, with problems: {problems}", highlight=False, soft_wrap=True)
         else:
             out_console.print(f"lab {name}: destroyed")
     if failed:
@@ -89,7 +99,7 @@ def destroy_command(lab: str | None, everything: bool) -> None:
 
 
 @main.command("status")
-@click.argument("lab")
+@click.argument("lab", type=LAB_NAME)
 @click.option("--json", "as_json", is_flag=True)
 @reports_errors
 def status_command(lab: str, as_json: bool) -> None:
@@ -130,7 +140,7 @@ def list_command(as_json: bool) -> None:
 
 
 @main.command("stop")
-@click.argument("lab")
+@click.argument("lab", type=LAB_NAME)
 @reports_errors
 def stop_command(lab: str) -> None:
     """Shut the nodes down; their disks stay."""
@@ -139,7 +149,7 @@ def stop_command(lab: str) -> None:
 
 
 @main.command("start")
-@click.argument("lab")
+@click.argument("lab", type=LAB_NAME)
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True)
 @reports_errors
 def start_command(lab: str, timeout: float) -> None:
@@ -150,8 +160,8 @@ def start_command(lab: str, timeout: float) -> None:
 
 
 @main.command("ssh", context_settings={"ignore_unknown_options": True})
-@click.argument("lab")
-@click.argument("node")
+@click.argument("lab", type=LAB_NAME)
+@click.argument("node", type=NODE_NAME)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
 def ssh_command(lab: str, node: str, command: tuple[str, ...]) -> None:
@@ -162,7 +172,7 @@ def ssh_command(lab: str, node: str, command: tuple[str, ...]) -> None:
 
 
 @main.command("ssh-config")
-@click.argument("lab")
+@click.argument("lab", type=LAB_NAME)
 @reports_errors
 def ssh_config_command(lab: str) -> None:
     """An OpenSSH config for the lab, for ssh -F, testinfra and fabric."""
@@ -170,7 +180,7 @@ def ssh_config_command(lab: str) -> None:
 
 
 @main.command("inventory")
-@click.argument("lab")
+@click.argument("lab", type=LAB_NAME)
 @click.option("--format", "style", type=click.Choice(["ansible", "testinfra"]), default="ansible")
 @reports_errors
 def inventory_command(lab: str, style: str) -> None:
@@ -179,7 +189,7 @@ def inventory_command(lab: str, style: str) -> None:
 
 
 @main.command("exec", context_settings={"ignore_unknown_options": True})
-@click.argument("lab")
+@click.argument("lab", type=LAB_NAME)
 @click.argument("words", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--all", "everywhere", is_flag=True, help="Run on every node at once.")
 @click.option("--json", "as_json", is_flag=True)
@@ -199,9 +209,9 @@ def exec_command(lab: str, words: tuple[str, ...], everywhere: bool, as_json: bo
         for result in results:
             status = result.error or f"exit {result.exit_code}"
             if len(results) > 1:  # one node prints as plain as ssh would, for pipes
-                out_console.rule(f"{result.node}: {status}", style="green" if result.exit_code == 0 else "red")
+                out_console.rule(f"{result.node}: {escape(status)}", style="green" if result.exit_code == 0 else "red")
             elif result.error:
-                err_console.print(f"{result.node}: {result.error}")
+                err_console.print(f"{result.node}: {escape(result.error)}", highlight=False)
             if result.stdout:
                 click.echo(result.stdout, nl=not result.stdout.endswith("\n"))
             if result.stderr:
@@ -213,7 +223,7 @@ def exec_command(lab: str, words: tuple[str, ...], everywhere: bool, as_json: bo
 
 
 @main.command("verify")
-@click.argument("lab")
+@click.argument("lab", type=LAB_NAME)
 @click.option("-k", "select", metavar="EXPR", help="Only the checks matching EXPR, as pytest -k.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--junit-xml", type=click.Path(path_type=Path), help="Also write a JUnit XML report.")
@@ -238,14 +248,14 @@ def verify_command(
         colours = {"passed": "green", "failed": "red", "skipped": "yellow"}
         for result in results:
             outcome = f"[{colours.get(result.outcome, 'white')}]{result.outcome}[/]"
-            table.add_row(result.claim, result.name.removeprefix("test_"), outcome, result.message)
+            table.add_row(result.claim, result.name.removeprefix("test_"), outcome, escape(result.message))
         out_console.print(table)
     if not results or any(result.outcome == "failed" for result in results):
         sys.exit(1)
 
 
 @main.command("report")
-@click.argument("lab")
+@click.argument("lab", type=LAB_NAME)
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="Also write an HTML page with a chart.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--runs", default=5, show_default=True, help="Container starts to take the median of.")
@@ -303,8 +313,8 @@ def image_list(as_json: bool) -> None:
 
 
 @image_group.command("push")
-@click.argument("lab")
-@click.argument("node")
+@click.argument("lab", type=LAB_NAME)
+@click.argument("node", type=NODE_NAME)
 @click.argument("archive", type=click.Path(path_type=Path))
 @reports_errors
 def image_push(lab: str, node: str, archive: Path) -> None:
@@ -318,7 +328,7 @@ def agent_group() -> None:
 
 
 @agent_group.command("deploy")
-@click.argument("lab")
+@click.argument("lab", type=LAB_NAME)
 @reports_errors
 def agent_deploy(lab: str) -> None:
     """Re-deploy the agent to every node; idempotent, and running containers are kept."""

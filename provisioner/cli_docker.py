@@ -8,12 +8,13 @@ import sys
 import click
 
 from . import docker
+from .cli_types import LAB_NAME, NODE_NAME
 from .console import reports_errors
 
 
 @click.command("docker", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("lab")
-@click.argument("node")
+@click.argument("lab", type=LAB_NAME)
+@click.argument("node", type=NODE_NAME)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
 def docker_command(lab: str, node: str, args: tuple[str, ...]) -> None:
@@ -28,8 +29,8 @@ def docker_command(lab: str, node: str, args: tuple[str, ...]) -> None:
 
 
 @click.command("docker-env")
-@click.argument("lab")
-@click.argument("node")
+@click.argument("lab", type=LAB_NAME)
+@click.argument("node", type=NODE_NAME)
 @click.option("-u", "--unset", "unset", is_flag=True, help="Stop the node's proxy and print `unset` lines.")
 @reports_errors
 def docker_env_command(lab: str, node: str, unset: bool) -> None:

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Protocol
 
 from .agent import SOCKET
-from .errors import LabError, MissingToolError
+from .errors import LabBusyError, LabError, MissingToolError
 from .lab.access import node_record
 from .lab.session import LabSession
+from .processes import ProcessId, identify, is_running, terminate
 from .remote import Endpoint, open_checked
 from .state import LabState
 
@@ -208,7 +209,7 @@ IDLE_EXIT = 3600.0  # a background proxy with no client for this long goes away
 
 def socket_path(lab: str, node: str) -> Path:
     """Inside the lab's own 0700 state dir; in a private /tmp dir when that path is too long."""
-    path = LabState(lab).dir / "docker" / f"{node}.sock"
+    path = LabState(lab).proxy_socket(node)  # both names checked before the path is built
     if len(str(path)) < 100:
         return path
     private = Path(tempfile.gettempdir()) / f"lab-docker-{os.getuid()}"
@@ -219,23 +220,41 @@ def socket_path(lab: str, node: str) -> Path:
     return private / f"{lab}-{node}.sock"
 
 
-def _pidfile(sock: Path) -> Path:
-    return sock.with_suffix(".pid")
-
-
-def running_proxy(sock: Path) -> int | None:
-    try:
-        pid = int(_pidfile(sock).read_text())
-        os.kill(pid, 0)
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.settimeout(2)
-            probe.connect(str(sock))
-        finally:
-            probe.close()
-    except (OSError, ValueError):
+def recorded_proxy(lab: str, node: str) -> ProcessId | None:
+    """The proxy the lab's ledger records for NODE, if that very process still runs."""
+    state = LabState(lab)
+    if not state.exists():
         return None
-    return pid
+    process = state.load().proxies.get(node)
+    return process if process is not None and is_running(process) else None
+
+
+def _answers(sock: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(2)
+        probe.connect(str(sock))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def running_proxy(lab: str, node: str) -> int | None:
+    """The PID of NODE's recorded proxy, if it runs and its socket answers."""
+    process = recorded_proxy(lab, node)
+    return process.pid if process is not None and _answers(socket_path(lab, node)) else None
+
+
+def _record_proxy(state: LabState, node: str, process: ProcessId | None) -> None:
+    """Called with the lab's lock held."""
+    ledger = state.load()
+    if process is None:
+        ledger.proxies.pop(node, None)
+    else:
+        ledger.proxies[node] = process
+    state.save(ledger)
 
 
 def serve_background(lab: str, node: str) -> None:
@@ -244,7 +263,6 @@ def serve_background(lab: str, node: str) -> None:
     endpoint = node_endpoint(lab, node)
     opener, disconnect = channel_opener(endpoint)
     proxy = SocketProxy(sock, opener)
-    _pidfile(sock).write_text(str(os.getpid()))
     state = LabState(lab)
 
     def keep_going() -> bool:
@@ -256,43 +274,55 @@ def serve_background(lab: str, node: str) -> None:
     finally:
         proxy.close()
         disconnect()
-        with contextlib.suppress(FileNotFoundError):
-            _pidfile(sock).unlink()
 
 
 def ensure_background(lab: str, node: str, timeout: float = 30.0) -> tuple[Path, int]:
-    """Start the detached proxy unless one is already serving; its socket and pid."""
+    """Start the detached proxy unless one is already serving; its socket and pid.
+
+    The proxy's PID and start time go into the lab's ledger, under the lab's lock, as soon
+    as it is started: `lab destroy` and `--unset` end it by that record only.
+    """
     node_endpoint(lab, node)  # fail here, in the foreground, on a bad lab or node name
     sock = socket_path(lab, node)
-    pid = running_proxy(sock)
+    pid = running_proxy(lab, node)
     if pid:
         return sock, pid
+    stop_background(lab, node)  # a recorded proxy that no longer answers
     log = sock.with_suffix(".log")
     sock.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        child = subprocess.Popen([sys.executable, "-m", "provisioner.docker", lab, node], stdin=subprocess.DEVNULL,
-                                 stdout=out, stderr=out, start_new_session=True, cwd="/")
+    state = LabState(lab)
+    with state.locked():
+        with open(log, "wb") as out:
+            child = subprocess.Popen([sys.executable, "-m", "provisioner.docker", lab, node],
+                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                     start_new_session=True, cwd="/")
+        _record_proxy(state, node, identify(child.pid))
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            detail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise DockerProxyError(f"the docker proxy for {lab}/{node} failed: {detail[0]}")
-        pid = running_proxy(sock)
-        if pid:
-            return sock, pid
+    while time.monotonic() < deadline and child.poll() is None:
+        if _answers(sock):
+            return sock, child.pid
         time.sleep(0.1)
-    child.kill()
-    raise DockerProxyError(f"the docker proxy for {lab}/{node} did not come up in {timeout:.0f} s")
+    if child.poll() is None:
+        child.kill()  # our own child, by its handle
+        child.wait()
+        problem = f"did not come up in {timeout:.0f} s"
+    else:
+        detail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        problem = f"failed: {detail[0]}"
+    with contextlib.suppress(LabBusyError), state.locked():
+        _record_proxy(state, node, None)
+    raise DockerProxyError(f"the docker proxy for {lab}/{node} {problem}")
 
 
 def stop_background(lab: str, node: str) -> bool:
-    """End the detached proxy (by its recorded pid) if it runs."""
-    sock = socket_path(lab, node)
-    pid = running_proxy(sock)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    return True
+    """End NODE's recorded proxy, by the ledger's PID and only if it is still that process."""
+    process = recorded_proxy(lab, node)
+    stopped = process is not None and terminate(process)
+    state = LabState(lab)
+    if state.exists() and node in state.load().proxies:
+        with contextlib.suppress(LabBusyError), state.locked():
+            _record_proxy(state, node, None)
+    return stopped
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -175,17 +173,3 @@ def resident_memory_kib(pid: int) -> int | None:
     except OSError:
         return None
     return None
-
-
-def terminate(pid: int, timeout: float = 5.0) -> None:
-    """End one process we started, by PID: SIGTERM, then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not Path(f"/proc/{pid}").exists():
-                return
-            time.sleep(0.1)

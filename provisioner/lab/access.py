@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from ..errors import UserInputError
+from ..names import node_name
 from ..remote import run_on_all
 from ..state import LabState, Ledger, NodeRecord
 from ..templating import render
@@ -13,6 +14,8 @@ from .session import LabSession
 
 
 def node_record(ledger: Ledger, node: str) -> NodeRecord:
+    """The node's record; a name that is not a DNS label is refused before the lookup."""
+    node_name(node)
     try:
         return ledger.nodes[node]
     except KeyError:

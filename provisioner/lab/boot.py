@@ -12,6 +12,7 @@ from fabric import Connection
 from .. import agent
 from ..errors import BootError, LabError
 from ..hypervisor.domain import qemu_pids
+from ..processes import identify
 from ..progress import Reporter
 from ..remote import run, wait_for_ssh
 from ..state import NodeRecord
@@ -83,6 +84,8 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
     mark("vm_started")
     pids = qemu_pids(record.overlay)
     record.pid = pids[0] if pids else None
+    # Who that PID is, so `lab destroy` can end this QEMU (and never a later holder of its PID).
+    record.process = identify(record.pid) if record.pid else None
     session.save()
 
     def still_booting() -> str | None:

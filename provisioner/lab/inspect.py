@@ -113,10 +113,13 @@ def _containers(body: str) -> list[dict[str, str]]:
 def list_labs() -> list[dict[str, Any]]:
     rows = []
     for lab in all_labs():
+        if not lab.exists():  # `lab destroy` leaves a directory without a ledger alone
+            rows.append({"name": lab.name, "phase": "no ledger (not removed by destroy)", "nodes": 0, "uri": ""})
+            continue
         try:
             ledger = lab.load()
         except Exception:
-            rows.append({"name": lab.name, "phase": "incomplete (destroy it)", "nodes": 0, "uri": ""})
+            rows.append({"name": lab.name, "phase": "unreadable ledger", "nodes": 0, "uri": ""})
             continue
         rows.append(
             {"name": ledger.name, "phase": ledger.phase, "nodes": len(ledger.nodes), "uri": ledger.uri}

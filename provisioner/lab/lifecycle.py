@@ -13,6 +13,7 @@ def stop(name: str, reporter: Reporter) -> None:
             reporter.phase(record.name, "shutting down")
             session.domains.stop(record.domain)
             record.pid = None
+            record.process = None
             reporter.done(record.name, "stopped")
         session.ledger.phase = "stopped"
         session.save()

@@ -1,21 +1,38 @@
-"""`lab destroy`: remove everything the ledger names, and then the lab's directory.
+"""`lab destroy`: remove what the lab's ledger records, and nothing else.
 
-It trusts nothing but the ledger and the lab's own directory: the lab file may be gone or
-edited, and `lab create` may have died at any point.
+It trusts nothing but the ledger: the lab file may be gone or edited, and `lab create`
+may have died at any point. A directory without a ledger is not known to be lab's and is
+left alone; every path removed is one of the lab's layout (state.LabState.layout) and
+lies inside the lab's directory; a process is ended only by a PID the ledger holds, and
+only while that PID is still the process recorded (processes.terminate).
 """
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import LabError
-from ..hypervisor.domain import qemu_pids, terminate
-from ..state import LabState
+from ..hypervisor.connection import embedded_root
+from ..processes import ProcessId, terminate
+from ..removal import OutsideError, remove_beneath, remove_tree_beneath
+from ..state import LabState, Ledger, all_labs
 from .session import LabSession
+
+ABSENT, DESTROYED, REFUSED = "absent", "destroyed", "refused"
+
+
+@dataclass
+class Destroyed:
+    """What destroy did: ABSENT (nothing there), DESTROYED (with any problems), REFUSED."""
+
+    outcome: str
+    problems: list[str] = field(default_factory=list)
 
 
 def teardown(session: LabSession) -> list[str]:
-    """Remove domains, processes and files; returns the problems met, if any."""
+    """Remove domains and end recorded processes; returns the problems met, if any."""
     problems: list[str] = []
     try:
         domains = session.domains
@@ -27,36 +44,90 @@ def teardown(session: LabSession) -> list[str]:
     except LabError as error:
         problems.append(f"libvirt: {error}")
     session.close()
-    kill_leftovers(session.state)
+    problems += end_recorded_processes(session.ledger)
     return problems
 
 
-def kill_leftovers(state: LabState) -> None:
-    """QEMU processes still pointing into the lab's directory, ended by their PID."""
-    for pid in qemu_pids(str(state.dir) + "/"):
-        terminate(pid)
+def recorded_processes(ledger: Ledger) -> dict[str, ProcessId]:
+    found = {f"node {name}'s QEMU": r.process for name, r in ledger.nodes.items() if r.process}
+    found.update({f"node {name}'s docker proxy": p for name, p in ledger.proxies.items()})
+    return found
 
 
-def remove_state(state: LabState) -> None:
-    kill_leftovers(state)
-    shutil.rmtree(state.dir, ignore_errors=True)
+def end_recorded_processes(ledger: Ledger) -> list[str]:
+    """A QEMU libvirt could not stop, a docker-env proxy: by the ledger's PID, if still that process."""
+    problems = []
+    for what, process in recorded_processes(ledger).items():
+        try:
+            terminate(process)
+        except OSError as error:
+            problems.append(f"{what} (pid {process.pid}): {error.strerror}")
+    return problems
 
 
-def destroy(name: str) -> list[str] | None:
-    """Idempotent: returns None when there was nothing to destroy."""
-    state = LabState(name)
-    if not state.dir.exists():
-        return None
+def remove_recorded(state: LabState, ledger: Ledger) -> list[str]:
+    """Remove the lab's files, its libvirt root and its (then empty) directories.
+
+    The ledger goes last, and stays if any of its paths could not be removed, so that a
+    second `lab destroy` can finish the job.
+    """
     problems: list[str] = []
-    with state.locked():
-        if state.exists():
-            session = LabSession(state, state.load())
-            problems = teardown(session)
-        remove_state(state)
+    layout = state.layout(ledger)
+    root = embedded_root(ledger.uri)
+    trees = [tree for tree in layout.trees if root is not None and Path(root) == tree]
+    for path in layout.files:
+        _remove(state, path, problems, tree=False)
+    for tree in trees:
+        _remove(state, tree, problems, tree=True)
+    for directory in layout.dirs:
+        with contextlib.suppress(OSError):  # not empty: reported below, with the lab's dir
+            remove_beneath(state.dir, directory)
+    if problems:
+        return problems
+    for path in (state.ledger_path, state.lock_path):
+        _remove(state, path, problems, tree=False)
+    try:
+        state.dir.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        left = sorted(str(path.relative_to(state.dir)) for path in state.dir.rglob("*"))
+        shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        problems.append(f"kept {state.dir}: it holds files lab did not make ({shown})")
     return problems
 
 
-def destroy_all() -> dict[str, list[str] | None]:
-    from ..state import all_labs
+def _remove(state: LabState, path: Path, problems: list[str], tree: bool) -> None:
+    try:
+        (remove_tree_beneath if tree else remove_beneath)(state.dir, path)
+    except OutsideError as error:
+        problems.append(f"the ledger names {error}; not removed")
+    except OSError as error:
+        problems.append(f"{path}: {error.strerror or error}")
 
-    return {lab.name: destroy(lab.name) for lab in all_labs()}
+
+def destroy(name: str) -> Destroyed:
+    """Idempotent; only a directory holding this lab's ledger is touched."""
+    state = LabState(name)
+    if state.dir.is_symlink():
+        return Destroyed(REFUSED, [f"{state.dir} is a symbolic link, not a lab's directory; nothing removed"])
+    if not state.dir.exists():
+        return Destroyed(ABSENT)
+    if not state.exists():
+        return Destroyed(REFUSED, [
+            f"{state.dir} holds no ledger, so nothing in it is known to be lab's; nothing removed"
+            " (delete it yourself if it is yours)"
+        ])
+    with state.locked():
+        try:
+            ledger = state.load()
+        except LabError as error:
+            return Destroyed(REFUSED, [f"{error}; nothing removed"])
+        problems = teardown(LabSession(state, ledger))
+        problems += remove_recorded(state, ledger)
+    return Destroyed(DESTROYED, problems)
+
+
+def destroy_all() -> dict[str, Destroyed]:
+    """Every lab that has a ledger; other directories in the state dir are not labs."""
+    return {lab.name: destroy(lab.name) for lab in all_labs() if lab.exists()}

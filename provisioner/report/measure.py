@@ -17,8 +17,6 @@ from ..paths import images_dir
 from ..remote import open_checked, remote_tempdir
 from ..state import LabState
 
-VERIFY_RESULTS = "verify.json"
-
 
 @dataclass
 class Comparison:
@@ -68,7 +66,7 @@ def measure(name: str, runs: int = 5) -> Comparison:
     finally:
         connection.close()
     release, container_release = (probe.stdout.strip().splitlines() + ["", ""])[:2]
-    verify_path = state.dir / VERIFY_RESULTS
+    verify_path = state.verify_results
     verify = json.loads(verify_path.read_text()) if verify_path.is_file() else {}
     return Comparison(
         lab=name, node=node.name,

@@ -93,4 +93,4 @@ def save_claims(name: str, results: list[CheckResult]) -> None:
             claims[result.claim] = "failed"
         elif result.outcome == "passed":
             claims[result.claim] = "passed"
-    (LabState(name).dir / "verify.json").write_text(json.dumps(claims, indent=2))
+    LabState(name).verify_results.write_text(json.dumps(claims, indent=2))

@@ -227,7 +227,7 @@ def test_socket_path_is_in_the_lab_dir_or_a_private_tmp_dir(lab: LabState, monke
 
 
 def test_no_background_proxy_is_reported_as_none(lab: LabState) -> None:
-    assert docker.running_proxy(docker.socket_path("dk", "n1")) is None
+    assert docker.running_proxy("dk", "n1") is None
     assert docker.stop_background("dk", "n1") is False
 
 
