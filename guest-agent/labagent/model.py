@@ -57,6 +57,14 @@ class ContainerSpec:
     # "host" shares the node's pid namespace (docker run --pid host): lab verify's
     # own tests use it to break isolation on purpose.
     pid_mode: str = ""
+    # Options that only take privilege away. user is Docker's User as given ("" = the image's,
+    # else root), resolved at each start against the container's own /etc/passwd (users.py).
+    user: str = ""
+    cap_add: list[str] = field(default_factory=list)  # normalised names, within the default set
+    cap_drop: list[str] = field(default_factory=list)
+    readonly_rootfs: bool = False
+    security_opt: list[str] = field(default_factory=list)  # as given, for inspect
+    oom_score_adj: int = 0  # 0 to 1000: never below the node's own services
 
     @property
     def argv(self) -> list[str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from . import security
-from .model import Container, Limits
+from .model import Container, ContainerSpec, Limits
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CPU_PERIOD = 100_000
@@ -66,6 +66,12 @@ def _mounts(bundle: Path) -> list[dict[str, Any]]:
     ]
 
 
+def user_spec(spec: ContainerSpec, image_config: dict[str, Any]) -> str:
+    """Docker's User for this container: the create body's, else the image's USER, else root."""
+    img = image_config.get("config") or {}
+    return spec.user or str(img.get("User") or "")
+
+
 def build_config(
     container: Container,
     image_config: dict[str, Any],
@@ -88,19 +94,23 @@ def build_config(
     if netns_path:
         net["path"] = netns_path
     namespaces.insert(1, net)
+    caps = security.effective_caps(spec.cap_add, spec.cap_drop)
     return {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
+            # root until the start resolves user_spec() in the mounted rootfs (users.resolve)
             "user": {"uid": 0, "gid": 0},
             "args": args,
             "env": merge_env(list(img.get("Env") or []), spec.env),
             "cwd": spec.workdir or img.get("WorkingDir") or "/",
-            "capabilities": security.capabilities(),
+            "capabilities": security.capabilities(caps),
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
             "noNewPrivileges": True,
+            # the engine runs at -500 so that the OOM killer spares it; its containers must not
+            "oomScoreAdj": spec.oom_score_adj,
         },
-        "root": {"path": str(rootfs), "readonly": False},
+        "root": {"path": str(rootfs), "readonly": spec.readonly_rootfs},
         "hostname": spec.hostname or container.name,
         "mounts": _mounts(bundle),
         "linux": {
@@ -109,6 +119,6 @@ def build_config(
             "resources": resources(spec.limits),
             "maskedPaths": list(security.MASKED_PATHS),
             "readonlyPaths": list(security.READONLY_PATHS),
-            "seccomp": security.seccomp_profile(),
+            "seccomp": security.seccomp_profile(caps),
         },
     }

@@ -1,13 +1,32 @@
-"""Docker's default confinement: capabilities, /proc masking, devices and a seccomp deny-list."""
+"""Docker's default confinement: capabilities, /proc masking, devices and a seccomp allow-list."""
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+
+from .errors import BadParameter
 
 DEFAULT_CAPS = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
     "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
     "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+)
+
+# Every capability Linux defines (capability.h, 0 to 40), to tell a typo from a real name.
+ALL_CAPS = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 )
 
 MASKED_PATHS = (
@@ -18,36 +37,76 @@ MASKED_PATHS = (
 
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
-# Syscalls Docker's default profile never allows to an unprivileged container.
-BLOCKED_SYSCALLS = (
-    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
-    "delete_module", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
-    "get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
-    "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "mount",
-    "mount_setattr", "move_mount", "move_pages", "name_to_handle_at", "nfsservctl",
-    "open_by_handle_at", "open_tree", "perf_event_open", "pivot_root", "process_vm_readv",
-    "process_vm_writev", "query_module", "quotactl", "quotactl_fd", "reboot", "request_key",
-    "set_mempolicy", "setns", "settimeofday", "stime", "swapoff", "swapon", "_sysctl",
-    "sysfs", "umount", "umount2", "unshare", "uselib", "userfaultfd", "ustat", "vm86",
-    "vm86old",
-)
-
-EPERM = 1
+SECCOMP_DATA = Path(__file__).with_name("seccomp.json")
+OCI_RULE_KEYS = ("names", "action", "errnoRet", "args")
 
 
-def capabilities() -> dict[str, list[str]]:
-    caps = list(DEFAULT_CAPS)
+def normalize_caps(names: Any, field: str) -> list[str]:
+    """CapAdd/CapDrop as Docker reads them: case-insensitive, CAP_ optional, "ALL" kept as is."""
+    if names is None:
+        return []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadParameter(f"{field} must be a list of capability names")
+    out: list[str] = []
+    for name in names:
+        cap = name.strip().upper()
+        if cap != "ALL" and not cap.startswith("CAP_"):
+            cap = "CAP_" + cap
+        if cap != "ALL" and cap not in ALL_CAPS:
+            raise BadParameter(f'{field}: unknown capability: "{cap}"')
+        if cap not in out:
+            out.append(cap)
+    return out
+
+
+def check_cap_add(add: list[str]) -> None:
+    """CapAdd may only give back what CapDrop took: this engine grants nothing beyond the default set."""
+    for cap in add:
+        if cap not in DEFAULT_CAPS:
+            raise BadParameter(f"HostConfig.CapAdd: {cap} is not supported by this engine: a container "
+                               "holds at most Docker's default capabilities (CapAdd can only restore "
+                               "one of those after CapDrop)")
+
+
+def effective_caps(add: Iterable[str] = (), drop: Iterable[str] = ()) -> list[str]:
+    """Docker's rule: drop ALL keeps only what is added, else default minus drop plus add."""
+    add, drop = list(add), list(drop)
+    if "ALL" in drop:
+        base: list[str] = []
+    else:
+        base = [cap for cap in DEFAULT_CAPS if cap not in drop]
+    return base + [cap for cap in add if cap not in base and cap != "ALL"]
+
+
+def capabilities(caps: Iterable[str] = DEFAULT_CAPS) -> dict[str, list[str]]:
+    caps = list(caps)
     return {"bounding": caps, "effective": caps, "permitted": caps}
 
 
-def seccomp_profile() -> dict[str, Any]:
-    """Allow by default, EPERM for the blocked list (compact, unlike Docker's allow-list)."""
+@functools.cache
+def _seccomp_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SECCOMP_DATA.read_text())
+    return data
+
+
+def seccomp_profile(caps: Iterable[str] = DEFAULT_CAPS, machine: str | None = None) -> dict[str, Any]:
+    """linux.seccomp for crun, from seccomp.json: the rules this container's caps and machine earn."""
+    data = _seccomp_data()
+    held = set(caps)
+    machine = machine or os.uname().machine
+    rules = []
+    for rule in data["syscalls"]:
+        if not set(rule.get("caps", ())) <= held:
+            continue
+        if "machines" in rule and machine not in rule["machines"]:
+            continue
+        # copied: the cached data must not be changed through a container's config
+        rules.append(json.loads(json.dumps({key: rule[key] for key in OCI_RULE_KEYS if key in rule})))
     return {
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-        "syscalls": [
-            {"names": list(BLOCKED_SYSCALLS), "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
-        ],
+        "defaultAction": data["defaultAction"],
+        "defaultErrnoRet": data["defaultErrnoRet"],
+        "architectures": list(data["architectures"].get(machine, [])),
+        "syscalls": rules,
     }
 
 

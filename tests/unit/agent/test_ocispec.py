@@ -44,11 +44,12 @@ def test_confinement_matches_docker_defaults():
     assert "/proc/kcore" in config["linux"]["maskedPaths"]
     assert "/proc/sys" in config["linux"]["readonlyPaths"]
     seccomp = config["linux"]["seccomp"]
-    assert seccomp["defaultAction"] == "SCMP_ACT_ALLOW"
-    blocked = {name for rule in seccomp["syscalls"] if rule["action"] == "SCMP_ACT_ERRNO"
+    assert (seccomp["defaultAction"], seccomp["defaultErrnoRet"]) == ("SCMP_ACT_ERRNO", 1)  # an allow-list
+    allowed = {name for rule in seccomp["syscalls"] if rule["action"] == "SCMP_ACT_ALLOW"
                for name in rule["names"]}
-    assert {"mount", "umount2", "init_module", "finit_module", "kexec_load", "reboot", "swapon"} <= blocked
-    assert "read" not in blocked
+    assert not {"mount", "umount2", "init_module", "finit_module", "kexec_load", "reboot", "swapon"} & allowed
+    assert "read" in allowed
+    assert config["process"]["oomScoreAdj"] == 0
 
 
 def test_process_comes_from_image_and_container():
