@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +41,22 @@ def rmtree(path: Path) -> None:
         path.unlink()
     elif path.exists():
         shutil.rmtree(path)
+
+
+def remove_at(dirfd: int, name: str) -> None:
+    """Remove name in the directory at dirfd, whatever it is, following no symlink on the way.
+
+    A directory goes with shutil.rmtree's fd-based walk: a symlink inside is unlinked, never
+    followed, so a hostile tree cannot make this remove anything outside it.
+    """
+    try:
+        st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=dirfd)
+    else:
+        os.unlink(name, dir_fd=dirfd)
 
 
 def rfc3339(ts: float | None = None) -> str:

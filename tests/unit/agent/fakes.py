@@ -91,10 +91,10 @@ class RecordingWhiteouts:
         self.whiteouts: list[Path] = []
         self.opaques: list[Path] = []
 
-    def whiteout(self, path: Path) -> None:
+    def whiteout(self, dirfd: int, name: str, path: Path) -> None:
         self.whiteouts.append(path)
 
-    def opaque(self, path: Path) -> None:
+    def opaque(self, dirfd: int, path: Path) -> None:
         self.opaques.append(path)
 
 
