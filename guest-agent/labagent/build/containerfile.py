@@ -1,6 +1,8 @@
 """Parse the Containerfile subset: FROM RUN COPY ENV WORKDIR CMD ENTRYPOINT EXPOSE LABEL.
 
-Errors name the line, since that is what the user has to fix.
+Errors name the line, since that is what the user has to fix. Sizes are bounded: the file, the
+number of instructions, and one instruction (continuations joined) to what exec(2) takes as one
+argument, since a RUN in shell form is one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 from ..errors import BadParameter
 
 KNOWN = ("FROM", "RUN", "COPY", "ENV", "WORKDIR", "CMD", "ENTRYPOINT", "EXPOSE", "LABEL")
+MAX_BYTES = 1 << 20  # the Containerfile itself
+MAX_INSTRUCTIONS = 1000
+MAX_LINE = 128 << 10  # MAX_ARG_STRLEN: the kernel refuses a longer argument to exec(2)
 
 
 @dataclass(frozen=True)
@@ -33,22 +38,31 @@ def _fail(line: int, message: str) -> BadParameter:
 def _logical_lines(text: str) -> list[tuple[int, str]]:
     """Join backslash continuations; drop comments and blank lines; keep the first line number."""
     out: list[tuple[int, str]] = []
-    current, start = "", 0
+    current: list[str] = []
+    start = size = 0
     for number, line in enumerate(text.splitlines(), 1):
+        if "\0" in line:
+            raise _fail(number, "a NUL character: a Containerfile is text")
         stripped = line.strip()
         if not current and (not stripped or stripped.startswith("#")):
             continue
         if current and stripped.startswith("#"):
             continue
         if not current:
-            start = number
+            start, size = number, 0
+        size += len(stripped) + 1
+        if size > MAX_LINE:
+            raise _fail(start, f"the instruction is longer than {MAX_LINE} characters")
         if stripped.endswith("\\"):
-            current += stripped[:-1].rstrip() + " "
+            current.append(stripped[:-1].rstrip() + " ")
             continue
-        out.append((start, current + stripped))
-        current = ""
-    if current.strip():
-        out.append((start, current.strip()))
+        current.append(stripped)
+        out.append((start, "".join(current)))
+        if len(out) > MAX_INSTRUCTIONS:
+            raise BadParameter(f"the Containerfile has more than {MAX_INSTRUCTIONS} instructions")
+        current = []
+    if current and "".join(current).strip():
+        out.append((start, "".join(current).strip()))
     return out
 
 
@@ -84,8 +98,10 @@ def _pairs(line: int, verb: str, raw: str) -> tuple[str, ...]:
 
 
 def parse(text: str) -> list[Instruction]:
+    if len(text) > MAX_BYTES:
+        raise BadParameter(f"the Containerfile is larger than {MAX_BYTES} bytes")
     steps: list[Instruction] = []
-    for line, content in _logical_lines(text):
+    for line, content in _logical_lines(text.removeprefix("\ufeff")):  # a BOM, as Docker drops it
         verb, _, raw = content.partition(" ")
         verb, raw = verb.upper(), raw.strip()
         if verb not in KNOWN:
