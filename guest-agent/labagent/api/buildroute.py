@@ -1,18 +1,27 @@
-"""POST /build: the classic builder's endpoint (tar context in, JSON progress lines out)."""
+"""POST /build: the classic builder's endpoint (tar context in, JSON progress lines out).
+
+The context is a tar from a stranger: it is unpacked as a context, not a layer (`.wh.` names are
+plain files; device nodes and FIFOs are refused, since COPY would read through them), and the
+Dockerfile is looked up inside it only, read only if it is a regular file, within bounds.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from ..beneath import open_in_root, open_tree
 from ..build.builder import Builder
+from ..build.containerfile import MAX_BYTES
+from ..build.tree import NotRegular, reopen_regular
 from ..engine import Engine
 from ..errors import BadParameter, EngineError
 from ..fsutil import rmtree
-from ..layers import open_layer, unpack_layer
+from ..layers import open_layer, unpack_context
 from .http import Request
 from .router import route
 
@@ -23,16 +32,40 @@ def _line(**data: object) -> bytes:
     return json.dumps(data).encode() + b"\n"
 
 
+def _read(fd: int, name: str) -> str | None:
+    """The text of the regular file name in the context (links followed inside it), else None."""
+    try:
+        pathfd = open_in_root(fd, name, os.O_PATH)
+    except (OSError, ValueError):
+        return None
+    try:
+        readable = reopen_regular(pathfd, name)
+    except NotRegular:
+        return None
+    finally:
+        os.close(pathfd)
+    with os.fdopen(readable, "rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise BadParameter(f"{name} is larger than {MAX_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadParameter(f"{name} is not UTF-8 text") from None
+
+
 def containerfile(context: Path, name: str) -> str:
     """The named file, else Dockerfile, else Containerfile, from inside the context only."""
-    for candidate in ([name] if name else ["Dockerfile", "Containerfile"]):
-        path = (context / candidate).resolve()
-        if context.resolve() in path.parents and path.is_file():
-            return path.read_text()
+    with open_tree(context) as fd:
+        for candidate in ([name] if name else ["Dockerfile", "Containerfile"]):
+            text = _read(fd, candidate)
+            if text is not None:
+                return text
     raise BadParameter(f"Cannot locate specified Dockerfile: {name or 'Dockerfile'}")
 
 
-def unpack_context(engine: Engine, req: Request, dest: Path) -> None:
+def receive_context(req: Request, dest: Path) -> None:
+    """The request body, unpacked into dest as a build context (devices and FIFOs refused)."""
     tarball = dest.with_suffix(".tar")
     try:
         with open(tarball, "wb") as out:
@@ -40,7 +73,7 @@ def unpack_context(engine: Engine, req: Request, dest: Path) -> None:
                 out.write(chunk)
         dest.mkdir()
         with open_layer(tarball) as stream:
-            unpack_layer(stream, dest, engine.seams.whiteouts)
+            unpack_context(stream, dest)
     finally:
         rmtree(tarball)
 
@@ -52,7 +85,7 @@ def build(engine: Engine, req: Request) -> None:
     tags = parse_qs(urlsplit(req.handler.path).query).get("t", [])
     context = engine.images.tmp / f"context-{secrets.token_hex(8)}"
     try:
-        unpack_context(engine, req, context)
+        receive_context(req, context)
         text = containerfile(context, req.arg("dockerfile"))
         writer = req.stream("application/json")
         quiet = req.flag("q")

@@ -3,6 +3,10 @@
 The cache key of a step is the hash of its parent's key and the step (plus, for COPY, the
 content of its sources), so two Containerfiles that start alike reuse the same layers, and
 so the same layer directories on disk.
+
+Nothing here joins a path string to reach into a tree: the context is read through its fd
+(context.py), COPY writes through the staging tree's fd at paths resolved in the image
+(copystep.py), and layers are made by a walk that follows no link (layer.py).
 """
 
 from __future__ import annotations
@@ -11,22 +15,26 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..beneath import open_tree
 from ..errors import BadParameter, EngineError
 from ..fsutil import read_json, rfc3339, rmtree, write_json
 from ..imagestore import LAYER_TAR, Image, LayerBlob
 from ..model import ContainerSpec
 from .containerfile import Instruction, parse
-from .layer import tar_dir
+from .context import Context
+from .copystep import copy_into
+from .layer import ReservedName, tar_dir
+from .rootview import RootView, image_path
 
 if TYPE_CHECKING:
     from ..engine import Engine
 
 Emit = Callable[[str], None]
+MAX_LAYERS = 125  # Docker's limit too: overlay stacks no more lower dirs than that on one mount
 
 
 class BuildError(EngineError):
@@ -38,26 +46,25 @@ def _hash(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _inside(context: Path, rel: str, line: int) -> Path:
-    path = (context / rel.lstrip("/")).resolve()
-    if path != context.resolve() and context.resolve() not in path.parents:
-        raise BadParameter(f"Containerfile line {line}: COPY source {rel!r} is outside the build context")
-    if not path.exists():
-        raise BadParameter(f"Containerfile line {line}: COPY source {rel!r} not found in the build context")
-    return path
+def _base_config(ref: str, image: Image) -> tuple[dict[str, Any], list[Any]]:
+    """The base image's container config and history, checked: a loaded image may say anything."""
+    config = image.config.get("config") or {}
+    history = image.config.get("history") or []
+    if not isinstance(config, dict) or not isinstance(history, list):
+        raise BadParameter(f"base image {ref}: its config is not an image config")
+    config = dict(config)
+    workdir = config.get("WorkingDir") or ""
+    if not isinstance(workdir, str) or "\0" in workdir:
+        raise BadParameter(f"base image {ref}: WorkingDir {workdir!r} is not a path")
+    if workdir:
+        config["WorkingDir"] = image_path(workdir)  # "../../x" is /x: always absolute and clean
+    return config, list(history)
 
 
-def _content_hash(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for top in paths:
-        for path in sorted([top, *top.rglob("*")] if top.is_dir() else [top]):
-            st = os.lstat(path)
-            digest.update(f"{path.relative_to(top.parent)}\0{st.st_mode}\0".encode())
-            if path.is_file() and not path.is_symlink():
-                digest.update(path.read_bytes())
-            elif path.is_symlink():
-                digest.update(os.readlink(path).encode())
-    return digest.hexdigest()
+def _with_line(step: Instruction, exc: BadParameter) -> BadParameter:
+    if exc.message.startswith("Containerfile line"):
+        return exc
+    return BadParameter(f"Containerfile line {step.line}: {exc.message}")
 
 
 class Builder:
@@ -69,36 +76,31 @@ class Builder:
 
     def build(self, context: Path, text: str, tags: list[str], emit: Emit) -> Image:
         steps = parse(text)
+        with open_tree(context) as fd:
+            return self._build(Context(fd), steps, tags, emit)
+
+    def _build(self, context: Context, steps: list[Instruction], tags: list[str], emit: Emit) -> Image:
         base = self.store.resolve(steps[0].args[0])
         manifest = read_json(self.store.blob_path(base.manifest_digest))
         blobs = [LayerBlob(m["digest"], m["size"], m.get("mediaType", LAYER_TAR)) for m in manifest["layers"]]
-        diff_ids, config = list(base.diff_ids), dict(base.config.get("config") or {})
-        history = list(base.config.get("history") or [])
+        diff_ids = list(base.diff_ids)
+        config, history = _base_config(steps[0].args[0], base)
         key, created = _hash("FROM", base.id), base.created
         emit(f"Step 1/{len(steps)} : {steps[0]}\n ---> {base.id[7:19]}\n")
         for number, step in enumerate(steps[1:], 2):
             emit(f"Step {number}/{len(steps)} : {step}\n")
-            if step.verb in ("RUN", "COPY"):
-                extra = ""
-                if step.verb == "COPY":
-                    extra = _content_hash([_inside(context, s, step.line) for s in step.args[:-1]])
-                key = _hash(key, str(step), extra)
-                entry = self._cached(key)
-                if entry:
-                    emit(" ---> Using cache\n")
+            try:
+                if step.verb in ("RUN", "COPY"):
+                    key, entry = self._layer(step, key, context, blobs, diff_ids, config, emit)
+                    blobs.append(LayerBlob(entry["blob"], entry["size"], LAYER_TAR))
+                    diff_ids.append(entry["diff_id"])
+                    created = entry["created"]
+                    emit(f" ---> {entry['diff_id'][7:19]}\n")
                 else:
-                    if step.verb == "RUN":
-                        entry = self._run(step, blobs, diff_ids, config, emit)
-                    else:
-                        entry = self._copy(step, context, config)
-                    write_json(self.cache / f"{key}.json", entry)
-                blobs.append(LayerBlob(entry["blob"], entry["size"], LAYER_TAR))
-                diff_ids.append(entry["diff_id"])
-                created = entry["created"]
-                emit(f" ---> {entry['diff_id'][7:19]}\n")
-            else:
-                key = _hash(key, str(step))
-                self._apply(step, config)
+                    key = _hash(key, str(step))
+                    self._apply(step, config)
+            except BadParameter as exc:
+                raise _with_line(step, exc) from None
             history.append({"created": created, "created_by": str(step), "empty_layer": step.verb not in
                             ("RUN", "COPY")})
         image = self.store.add_image(self._config(config, diff_ids, history, created), blobs, tags)
@@ -108,6 +110,24 @@ class Builder:
         return image
 
     # steps -------------------------------------------------------------------------------
+    def _layer(self, step: Instruction, key: str, context: Context, blobs: list[LayerBlob], diff_ids: list[str],
+               config: dict[str, Any], emit: Emit) -> tuple[str, dict[str, Any]]:
+        """A RUN or COPY step's cache key and layer: from the cache, else made now."""
+        if len(diff_ids) >= MAX_LAYERS:
+            raise BadParameter(f"more than {MAX_LAYERS} layers: the image has {len(diff_ids)}")
+        extra = context.digest(list(step.args[:-1])) if step.verb == "COPY" else ""
+        key = _hash(key, str(step), extra)
+        entry = self._cached(key)
+        if entry:
+            emit(" ---> Using cache\n")
+            return key, entry
+        if step.verb == "RUN":
+            entry = self._run(step, blobs, diff_ids, config, emit)
+        else:
+            entry = self._copy(step, context, diff_ids, config)
+        write_json(self.cache / f"{key}.json", entry)
+        return key, entry
+
     @staticmethod
     def _apply(step: Instruction, config: dict[str, Any]) -> None:
         """The metadata-only steps: they change the image config, not the filesystem."""
@@ -119,8 +139,8 @@ class Builder:
         elif step.verb == "LABEL":
             config["Labels"] = {**(config.get("Labels") or {}), **dict(zip(step.args[::2], step.args[1::2],
                                                                               strict=True))}
-        elif step.verb == "WORKDIR":
-            config["WorkingDir"] = os.path.join(config.get("WorkingDir") or "/", step.args[0])
+        elif step.verb == "WORKDIR":  # relative to the one before; `..` stops at the image's /
+            config["WorkingDir"] = image_path(step.args[0], config.get("WorkingDir") or "/")
         elif step.verb == "EXPOSE":
             config["ExposedPorts"] = {**(config.get("ExposedPorts") or {}), **{p: {} for p in step.args}}
         elif step.verb == "CMD":
@@ -144,24 +164,20 @@ class Builder:
         self.store.ensure_layer(blob.digest, blob.digest)  # an uncompressed tar: diff id = digest
         return {"blob": blob.digest, "diff_id": blob.digest, "size": blob.size, "created": rfc3339()}
 
-    def _copy(self, step: Instruction, context: Path, config: dict[str, Any]) -> dict[str, Any]:
+    def _copy(self, step: Instruction, context: Context, diff_ids: list[str], config: dict[str, Any]
+              ) -> dict[str, Any]:
+        """The sources, written into a fresh tree at their paths in the image so far, as one layer."""
         *sources, dest = step.args
-        if not dest.startswith("/"):
-            dest = os.path.join(config.get("WorkingDir") or "/", dest)
         work = self.store.tmp / f"copy-{secrets.token_hex(8)}"
         tree = work / "tree"
         tree.mkdir(parents=True)
         try:
-            into_dir = dest.endswith("/") or len(sources) > 1
-            for rel in sources:
-                src = _inside(context, rel, step.line)
-                if src.is_dir():  # Docker copies a directory's contents, not the directory
-                    shutil.copytree(src, tree / dest.lstrip("/"), symlinks=True, dirs_exist_ok=True)
-                    continue
-                target = tree / dest.lstrip("/") / src.name if into_dir else tree / dest.lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, target, follow_symlinks=False)
-            tar_dir(tree, work / "layer.tar")
+            with RootView([self.store.layer_dir(d) for d in diff_ids]) as view, open_tree(tree) as stage:
+                copy_into(context, sources, dest, config.get("WorkingDir") or "/", view, stage)
+            try:
+                tar_dir(tree, work / "layer.tar")
+            except ReservedName as exc:
+                raise BadParameter(f"COPY would create {exc.message}") from None
             return self._commit_layer(work / "layer.tar")
         finally:
             rmtree(work)
@@ -185,7 +201,10 @@ class Builder:
             if done.state.exit_code != 0:
                 raise BuildError(f"Containerfile line {step.line}: The command '{' '.join(step.args)}' "
                                  f"returned a non-zero code: {done.state.exit_code}")
-            tar_dir(engine.containers.bundle(container.id) / "upper", work)
+            try:
+                tar_dir(engine.containers.bundle(container.id) / "upper", work)
+            except ReservedName as exc:
+                raise BuildError(f"Containerfile line {step.line}: RUN created {exc.message}") from None
             return self._commit_layer(work)
         finally:
             rmtree(work)
