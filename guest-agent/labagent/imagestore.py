@@ -3,6 +3,9 @@
 index.json is the record of which manifests exist and which names point at them
 (`org.opencontainers.image.ref.name` holds the full `repo:tag`). Blobs are content-addressed;
 each layer is unpacked once, by diff id, and shared by every image and container.
+
+A load stages what it adds (Staging): when it fails, the blobs and layers it added that no image
+references go again, so a hostile archive leaves the store as it found it.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ import re
 import secrets
 import shutil
 import threading
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .errors import BadParameter, Conflict, NotFound
 from .fsutil import read_json, rmtree, write_json
-from .layers import HashingReader, Whiteouts, open_layer, unpack_layer
+from .layers import DEFAULT_LIMITS, HashingReader, Limits, Whiteouts, open_layer, stream_limit, unpack_layer
 
 REF_NAME = "org.opencontainers.image.ref.name"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -30,6 +34,7 @@ CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 HEX64 = re.compile(r"^[0-9a-f]{1,64}$")
+MAX_CONFIG = 4 << 20  # bytes in an image config, as containerd bounds its documents
 
 
 @dataclass
@@ -70,6 +75,24 @@ def normalize(ref: str) -> str:
     return f"{name.lower()}:{tag}"
 
 
+def digest_hex(digest: str) -> str:
+    """The hex part of a well-formed sha256 digest, or BadParameter."""
+    algo, _, hexdigest = digest.partition(":")
+    if algo != "sha256" or not HEX64.match(hexdigest) or len(hexdigest) != 64:
+        raise BadParameter(f"invalid digest {digest[:80]!r}")
+    return hexdigest
+
+
+@dataclass
+class Staging:
+    """What one load touched: held (in use, so no other failing load or gc removes it) and added."""
+
+    blobs: set[str] = field(default_factory=set)
+    layers: set[str] = field(default_factory=set)
+    added_blobs: set[str] = field(default_factory=set)
+    added_layers: set[str] = field(default_factory=set)
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -85,15 +108,23 @@ class ImageStore:
         self.layers = root / "layers"
         self.tmp = root / "tmp"
         self.whiteouts = whiteouts
+        self.limits: Limits = DEFAULT_LIMITS
+        self._stagings: list[Staging] = []
         self._lock = threading.RLock()
         self._known: dict[str, Image] = {}  # by manifest digest; configs are shared, not copied
         self._index_cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
         for path in (self.blobs, self.layers, self.tmp):
             path.mkdir(parents=True, exist_ok=True)
+        self._sweep()
         if not (self.dir / "oci-layout").exists():
             write_json(self.dir / "oci-layout", {"imageLayoutVersion": "1.0.0"})
         if not (self.dir / "index.json").exists():
             write_json(self.dir / "index.json", {"schemaVersion": 2, "manifests": []})
+
+    def _sweep(self) -> None:
+        """Unpacks and blob copies a crash cut short: only this store makes these names."""
+        for stale in [*self.layers.glob(".tmp-*"), *self.tmp.glob("blob-*")]:
+            rmtree(stale)
 
     def exclusive(self) -> AbstractContextManager[Any]:
         """The store's own lock: whoever holds it (a build at start-up) makes lookups wait."""
@@ -101,50 +132,135 @@ class ImageStore:
 
     # blobs -----------------------------------------------------------------------------
     def blob_path(self, digest: str) -> Path:
-        algo, _, hexdigest = digest.partition(":")
-        if algo != "sha256" or not HEX64.match(hexdigest) or len(hexdigest) != 64:
-            raise BadParameter(f"invalid digest {digest!r}")
-        return self.blobs / hexdigest
+        return self.blobs / digest_hex(digest)
 
-    def put_bytes(self, data: bytes) -> LayerBlob:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    def _place(self, tmp: Path, digest: str, staging: Staging | None) -> Path:
+        """Rename a checked temporary file into the blob store, unless the blob is there already."""
         path = self.blob_path(digest)
-        if not path.exists():
-            tmp = self.tmp / f"blob-{secrets.token_hex(8)}"
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+        with self._lock:  # gc must not run between the rename and the staging's record of it
+            if staging is not None:
+                staging.blobs.add(digest)
+            if not path.exists():
+                os.replace(tmp, path)
+                if staging is not None:
+                    staging.added_blobs.add(digest)
+        return path
+
+    def put_bytes(self, data: bytes, staging: Staging | None = None) -> LayerBlob:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        tmp = self.tmp / f"blob-{secrets.token_hex(8)}"
+        try:
+            if not self.blob_path(digest).exists():
+                tmp.write_bytes(data)
+            self._place(tmp, digest, staging)
+        finally:
+            rmtree(tmp)
         return LayerBlob(digest, len(data), "")
 
-    def put_file(self, src: Path) -> LayerBlob:
-        """Move (or copy) a file into the blob store under its own digest."""
+    def put_file(self, src: Path, staging: Staging | None = None) -> LayerBlob:
+        """Copy a file into the blob store under its own digest."""
         digest = sha256_file(src)
-        path = self.blob_path(digest)
-        if not path.exists():
-            tmp = self.tmp / f"blob-{secrets.token_hex(8)}"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, path)
+        tmp = self.tmp / f"blob-{secrets.token_hex(8)}"
+        try:
+            if not self.blob_path(digest).exists():
+                shutil.copyfile(src, tmp)
+            path = self._place(tmp, digest, staging)
+        finally:
+            rmtree(tmp)
         return LayerBlob(digest, path.stat().st_size, "")
+
+    def put_stream(self, src: IO[bytes], expect: str | None = None, size: int | None = None,
+                   staging: Staging | None = None) -> LayerBlob:
+        """Copy a stream into the blob store; checked against its descriptor before it lands there."""
+        if expect is not None:
+            self.blob_path(expect)  # a well-formed sha256 digest, or BadParameter
+        digest = hashlib.sha256()
+        written = 0
+        tmp = self.tmp / f"blob-{secrets.token_hex(8)}"
+        try:
+            with open(tmp, "xb") as out:
+                while chunk := src.read(1 << 20):
+                    written += len(chunk)
+                    if size is not None and written > size:
+                        raise BadParameter(f"the blob is larger than the {size} bytes its descriptor says")
+                    digest.update(chunk)
+                    out.write(chunk)
+            got = "sha256:" + digest.hexdigest()
+            if size is not None and written != size:
+                raise BadParameter(f"the blob holds {written} bytes, its descriptor says {size}")
+            if expect is not None and got != expect:
+                raise BadParameter(f"the blob has digest {got}, its descriptor says {expect}")
+            self._place(tmp, got, staging)
+        finally:
+            rmtree(tmp)
+        return LayerBlob(got, written, "")
+
+    # staging ---------------------------------------------------------------------------
+    @contextmanager
+    def staging(self) -> Iterator[Staging]:
+        """A load's record of what it adds; if the load fails, what no image references goes."""
+        stage = Staging()
+        with self._lock:
+            self._stagings.append(stage)
+        try:
+            yield stage
+        except BaseException:
+            with self._lock:
+                self._stagings.remove(stage)
+                self._discard(stage)
+            raise
+        with self._lock:
+            self._stagings.remove(stage)
+
+    def _held(self) -> tuple[set[str], set[str]]:
+        """Blob digests and layer dir names that an image or a live staging holds."""
+        blobs: set[str] = set()
+        layers: set[str] = set()
+        for image in self.images():
+            manifest = read_json(self.blob_path(image.manifest_digest))
+            blobs |= {image.manifest_digest, manifest["config"]["digest"]}
+            blobs |= {layer["digest"] for layer in manifest["layers"]}
+            layers |= {self.layer_dir(d).name for d in image.diff_ids}
+        for stage in self._stagings:
+            blobs |= stage.blobs
+            layers |= stage.layers
+        return blobs, layers
+
+    def _discard(self, stage: Staging) -> None:
+        blobs, layers = self._held()
+        for digest in stage.added_blobs - blobs:
+            rmtree(self.blob_path(digest))
+        for name in stage.added_layers - layers:
+            rmtree(self.layers / name)
 
     # layers ----------------------------------------------------------------------------
     def layer_dir(self, diff_id: str) -> Path:
         return self.layers / self.blob_path(diff_id).name
 
-    def ensure_layer(self, diff_id: str, blob_digest: str) -> Path:
-        """Unpack a layer blob once; a second image with the same diff id reuses it."""
+    def ensure_layer(self, diff_id: str, blob_digest: str, staging: Staging | None = None) -> Path:
+        """Unpack a layer blob once; a second image with the same diff id reuses it.
+
+        The unpack goes to a temporary directory renamed into place once the stream's digest
+        matched the diff id, so a failing layer leaves no directory under layers/.
+        """
         dest = self.layer_dir(diff_id)
         with self._lock:
+            if staging is not None:
+                staging.layers.add(dest.name)
             if dest.exists():
                 return dest
             tmp = self.layers / f".tmp-{secrets.token_hex(8)}"
             tmp.mkdir()
             try:
                 with open_layer(self.blob_path(blob_digest)) as stream:
-                    reader = HashingReader(stream)
-                    unpack_layer(reader, tmp, self.whiteouts)  # type: ignore[arg-type]
+                    reader = HashingReader(stream, stream_limit(self.limits, tmp))
+                    unpack_layer(reader, tmp, self.whiteouts, limits=self.limits)  # type: ignore[arg-type]
                     got = reader.drain()
                 if got != diff_id:
                     raise BadParameter(f"layer {blob_digest} has diff id {got}, config says {diff_id}")
                 os.rename(tmp, dest)
+                if staging is not None:
+                    staging.added_layers.add(dest.name)
             finally:
                 rmtree(tmp)
             return dest
@@ -168,16 +284,38 @@ class ImageStore:
         write_json(self.dir / "index.json", index)
         self._index_cache = None
 
-    def add_image(self, config: bytes, layers: list[LayerBlob], tags: list[str]) -> Image:
+    @staticmethod
+    def parse_config(config: bytes) -> tuple[dict[str, Any], list[str]]:
+        """An image config and its diff ids, or BadParameter naming what is wrong."""
+        if len(config) > MAX_CONFIG:
+            raise BadParameter(f"the image config is {len(config)} bytes, more than {MAX_CONFIG}")
+        try:
+            cfg = json.loads(config)
+        except (ValueError, RecursionError) as exc:
+            raise BadParameter(f"the image config is not valid JSON: {exc}") from None
+        rootfs = cfg.get("rootfs") if isinstance(cfg, dict) else None
+        diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+            raise BadParameter("the image config is not an object with rootfs.diff_ids, a list of digests")
+        for diff_id in diff_ids:
+            try:
+                digest_hex(diff_id)
+            except BadParameter:
+                raise BadParameter(f"the image config's rootfs.diff_ids holds {diff_id[:80]!r}, "
+                                   "not a sha256 digest") from None
+        return cfg, diff_ids
+
+    def add_image(self, config: bytes, layers: list[LayerBlob], tags: list[str],
+                  staging: Staging | None = None) -> Image:
         """Record an image whose layer blobs are stored; unpack its layers; move its tags."""
         with self._lock:
-            cfg = json.loads(config)
-            diff_ids = list((cfg.get("rootfs") or {}).get("diff_ids") or [])
+            _, diff_ids = self.parse_config(config)
             if len(diff_ids) != len(layers):
                 raise BadParameter("image config lists a different number of layers than its manifest")
+            names = [normalize(t) for t in tags]
             for diff_id, blob in zip(diff_ids, layers, strict=True):
-                self.ensure_layer(diff_id, blob.digest)
-            config_blob = self.put_bytes(config)
+                self.ensure_layer(diff_id, blob.digest, staging)
+            config_blob = self.put_bytes(config, staging)
             manifest = {
                 "schemaVersion": 2,
                 "mediaType": MANIFEST_TYPE,
@@ -186,8 +324,7 @@ class ImageStore:
                 "layers": [{"mediaType": b.media_type or LAYER_TAR, "digest": b.digest,
                             "size": b.size} for b in layers],
             }
-            mblob = self.put_bytes(json.dumps(manifest, sort_keys=True).encode())
-            names = [normalize(t) for t in tags]
+            mblob = self.put_bytes(json.dumps(manifest, sort_keys=True).encode(), staging)
             index = self._index()
             kept = [
                 m for m in index["manifests"]
@@ -288,15 +425,9 @@ class ImageStore:
             self._write_index(index)
 
     def gc(self, in_use: set[str]) -> None:
-        """Drop blobs and layer dirs no image references any more."""
+        """Drop blobs and layer dirs no image (nor a load under way) references any more."""
         with self._lock:
-            images = self.images()
-            keep_layers = {self.layer_dir(d).name for i in images for d in i.diff_ids}
-            keep_blobs: set[str] = set()
-            for image in images:
-                manifest = read_json(self.blob_path(image.manifest_digest))
-                keep_blobs |= {image.manifest_digest, manifest["config"]["digest"]}
-                keep_blobs |= {layer["digest"] for layer in manifest["layers"]}
+            keep_blobs, keep_layers = self._held()
             keep_blobs_hex = {d.partition(":")[2] for d in keep_blobs}
             for blob in self.blobs.iterdir():
                 if blob.name not in keep_blobs_hex:
