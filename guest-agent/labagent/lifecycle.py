@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import addressing, ocispec
+from . import addressing, ocispec, users
 from .cgroups import Cgroups
 from .containers import ContainerStore
 from .errors import Conflict, EngineError, NotModified
@@ -212,6 +212,7 @@ class Lifecycle:
             self.mounter.mount(self.images.layer_dirs(image), bundle / "upper", bundle / "work",
                                bundle / "rootfs")
             undo.append(lambda: self.mounter.unmount(bundle / "rootfs"))
+            self._resolve_user(container, image.config)
             undo.append(self.refresh_network)
             self.refresh_network()
             shim = self.runtime.launch(cid, bundle, procs)
@@ -231,6 +232,16 @@ class Lifecycle:
             # record as stopped whichever version of it survived
             self.store.save(container, durable=False)
         self.supervise(container)
+
+    def _resolve_user(self, container: Container, image_config: dict[str, Any]) -> None:
+        """process.user from the container's own /etc/passwd and /etc/group, now that its rootfs
+        is mounted: Docker resolves User at each start too, so an edited passwd counts."""
+        bundle = self.store.bundle(container.id)
+        user = users.resolve(bundle / "rootfs", ocispec.user_spec(container.spec, image_config))
+        config = read_json(bundle / "config.json")
+        if config["process"].get("user") != user:
+            config["process"]["user"] = user
+            write_json(bundle / "config.json", config, durable=False)
 
     @staticmethod
     def _config_readable(bundle: Path) -> bool:

@@ -1,13 +1,23 @@
-"""Docker's POST /containers/create body -> the engine's ContainerSpec, validated."""
+"""Docker's POST /containers/create body -> the engine's ContainerSpec, validated.
+
+Every field is either read here or, through createfields, accepted only when it is not set:
+an option this engine does not implement is refused with its name, never dropped.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
+from .. import security, users
 from ..errors import BadParameter
 from ..model import ContainerSpec, Limits, PortBinding, check_port, check_proto
 from ..units import parse_memory
+from . import createfields
+
+HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+GO_TRUE, GO_FALSE = ("1", "t", "T", "true", "True", "TRUE"), ("0", "f", "F", "false", "False", "FALSE")
 
 
 def _argv(value: Any, field: str) -> list[str]:
@@ -36,18 +46,35 @@ def _ports(bindings: Any) -> list[PortBinding]:
     ports = []
     for key, targets in bindings.items():
         cport, _, proto = str(key).partition("/")
+        if not isinstance(targets, list | None) or not all(isinstance(t, dict | None) for t in targets or []):
+            raise BadParameter(f"HostConfig.PortBindings[{str(key)[:32]!r}] must be a list of objects")
         for target in targets or []:
             host = (target or {}).get("HostPort") or ""
             if not host:
                 raise BadParameter(f"port {key}: a host port is required "
                                    "(random host ports are not supported)")
+            host_ip = (target or {}).get("HostIp") or ""
+            if not isinstance(host_ip, str):
+                raise BadParameter(f"port {key}: HostIp must be a string")
             ports.append(PortBinding(check_port(cport), check_port(host), check_proto(proto or "tcp"),
-                                     (target or {}).get("HostIp") or ""))
+                                     host_ip))
     return ports
+
+
+def _exposed(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise BadParameter("ExposedPorts must be an object")
+    return sorted(str(key) for key in value)
 
 
 def limits_from(host: dict[str, Any]) -> Limits:
     memory = parse_memory(host.get("Memory"))  # an integer, or (extension) "64m"
+    swap = host.get("MemorySwap")
+    if not createfields.unset(swap) and (swap if isinstance(swap, int) else parse_memory(swap)) != memory:
+        raise BadParameter(f"HostConfig.MemorySwap={swap!r} is not supported by this engine: containers "
+                           "get no swap (leave it unset or equal to Memory)")
     nano = _int(host.get("NanoCpus"), "NanoCpus")
     quota, period = _int(host.get("CpuQuota"), "CpuQuota"), _int(host.get("CpuPeriod"), "CpuPeriod")
     ncpu = os.cpu_count() or 1
@@ -67,6 +94,71 @@ def limits_from(host: dict[str, Any]) -> Limits:
                   pids=max(pids, 0))
 
 
+def _bool(value: Any, field: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadParameter(f"{field} must be true or false")
+    return value
+
+
+def security_opts(value: Any) -> list[str]:
+    """SecurityOpt: only no-new-privileges, which this engine sets for every container anyway.
+
+    no-new-privileges=false is refused rather than ignored: setuid programs would still not
+    gain privileges here. seccomp=unconfined is refused too: the profile is what stops a
+    container from creating user namespaces and reaching the kernel code behind them.
+    """
+    opts = _argv(value, "HostConfig.SecurityOpt")
+    for opt in opts:
+        key, sep, val = opt.partition("=")
+        if not sep:
+            key, sep, val = opt.partition(":")  # Docker's older spelling
+        if key != "no-new-privileges":
+            raise BadParameter(f"HostConfig.SecurityOpt {opt[:60]!r} is not supported by this engine "
+                               "(only no-new-privileges: its seccomp profile and capabilities always apply)")
+        if sep and val in GO_FALSE:
+            raise BadParameter("HostConfig.SecurityOpt no-new-privileges=false is not supported: this "
+                               "engine always sets no_new_privs, so setuid programs never gain privileges")
+        if sep and val not in GO_TRUE:
+            raise BadParameter(f"HostConfig.SecurityOpt {opt[:60]!r}: invalid value (want true or false)")
+    return opts
+
+
+def oom_score_adj(value: Any) -> int:
+    score = _int(value, "HostConfig.OomScoreAdj")
+    if not -1000 <= score <= 1000:
+        raise BadParameter(f"Invalid value {score}, range for oom score adj is [-1000, 1000]")
+    if score < 0:
+        raise BadParameter(f"HostConfig.OomScoreAdj={score} is not supported by this engine: a container "
+                           "may not rank below the node's own services for the OOM killer (use 0 to 1000)")
+    return score
+
+
+def _user(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadParameter("User must be a string")
+    users.split_spec(value)
+    return value
+
+
+def _hostname(value: Any) -> str:
+    name = str(value or "")
+    if name and not HOSTNAME_RE.fullmatch(name):
+        raise BadParameter(f"invalid hostname format: {name[:64]}")
+    return name
+
+
+def _workdir(value: Any) -> str:
+    workdir = str(value or "")
+    if workdir and not workdir.startswith("/"):
+        raise BadParameter(f"the working directory '{workdir[:64]}' is invalid, it needs to be an "
+                           "absolute path")
+    return workdir
+
+
 def spec_from_body(body: Any) -> ContainerSpec:
     if not isinstance(body, dict):
         raise BadParameter("the create body must be a JSON object")
@@ -78,13 +170,20 @@ def spec_from_body(body: Any) -> ContainerSpec:
     host = body.get("HostConfig") or {}
     if not isinstance(host, dict):
         raise BadParameter("HostConfig must be an object")
+    createfields.check_body(body)
+    createfields.check_host(host)
     if host.get("Privileged"):
-        raise BadParameter("privileged containers are not supported by this engine")
-    if host.get("Binds") or host.get("Mounts"):
-        raise BadParameter("bind mounts and volumes are not supported by this engine")
+        raise BadParameter("HostConfig.Privileged: privileged containers are not supported by this engine")
+    for field in ("Binds", "Mounts"):
+        if host.get(field):
+            raise BadParameter(f"HostConfig.{field}: bind mounts and volumes are not supported by this engine")
     mode = host.get("NetworkMode") or "default"
     if mode not in ("default", "bridge", "none"):
-        raise BadParameter(f"network mode {mode!r} is not supported (use bridge or none)")
+        raise BadParameter(f"HostConfig.NetworkMode: network mode {mode!r} is not supported "
+                           "(use bridge or none)")
+    createfields.check_networking(body.get("NetworkingConfig"), mode)
+    if _bool(body.get("NetworkDisabled"), "NetworkDisabled"):
+        mode = "none"
     env = _argv(body.get("Env"), "Env")
     if any("=" not in e or e.startswith("=") for e in env):
         raise BadParameter("Env entries must look like NAME=value")
@@ -93,16 +192,24 @@ def spec_from_body(body: Any) -> ContainerSpec:
         raise BadParameter("Labels must be an object")
     pid_mode = host.get("PidMode") or ""
     if pid_mode not in ("", "host"):
-        raise BadParameter(f"pid mode {pid_mode!r} is not supported (use host or leave it empty)")
+        raise BadParameter(f"HostConfig.PidMode: pid mode {pid_mode!r} is not supported "
+                           "(use host or leave it empty)")
     ports = _ports(host.get("PortBindings"))
     if ports and mode == "none":
         raise BadParameter("published ports need the bridge network")
+    cap_add = security.normalize_caps(host.get("CapAdd"), "HostConfig.CapAdd")
+    security.check_cap_add(cap_add)
     return ContainerSpec(
         image=image, image_id="", cmd=_argv(body.get("Cmd"), "Cmd"),
         entrypoint=_argv(body.get("Entrypoint"), "Entrypoint"), env=env,
-        workdir=str(body.get("WorkingDir") or ""), hostname=str(body.get("Hostname") or ""),
+        workdir=_workdir(body.get("WorkingDir")), hostname=_hostname(body.get("Hostname")),
         labels={str(k): str(v) for k, v in labels.items()},
-        exposed=sorted((body.get("ExposedPorts") or {}).keys()), ports=ports,
+        exposed=_exposed(body.get("ExposedPorts")), ports=ports,
         limits=limits_from(host), network_mode="none" if mode == "none" else "bridge",
-        auto_remove=bool(host.get("AutoRemove")), pid_mode=pid_mode,
+        auto_remove=_bool(host.get("AutoRemove"), "HostConfig.AutoRemove"), pid_mode=pid_mode,
+        user=_user(body.get("User")), cap_add=cap_add,
+        cap_drop=security.normalize_caps(host.get("CapDrop"), "HostConfig.CapDrop"),
+        readonly_rootfs=_bool(host.get("ReadonlyRootfs"), "HostConfig.ReadonlyRootfs"),
+        security_opt=security_opts(host.get("SecurityOpt")),
+        oom_score_adj=oom_score_adj(host.get("OomScoreAdj")),
     )

@@ -1,0 +1,180 @@
+"""Every field of a v1.43 POST /containers/create body, and what this engine does with it.
+
+HONOURED fields are read by createbody.py. Every other field is accepted only at a value that
+means "not set" and refused with a 400 naming it otherwise, so that no option is dropped
+silently. The docker CLI (28) and docker-py send most fields on every create, empty: null, "",
+0, false, [], {}, a struct of such values ({"Type": "", "Config": {}}), or a default spelled out
+("private", {"Name": "no"}, MemorySwappiness -1); AT_DEFAULT lists those spelled-out defaults
+per field. A field this table does not know (a newer API's, say) is held to the same rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import BadParameter
+
+Accept = Callable[[Any], bool]
+
+# ContainerConfig fields createbody.py reads (Tty is refused there when true).
+HONOURED_CONFIG = frozenset({
+    "Hostname", "User", "Env", "Cmd", "Image", "WorkingDir", "Entrypoint", "Labels", "ExposedPorts",
+    "Tty", "NetworkDisabled", "HostConfig", "NetworkingConfig",
+})
+
+# HostConfig fields createbody.py reads (Privileged, Binds and Mounts only to refuse them).
+HONOURED_HOST = frozenset({
+    "Memory", "MemorySwap", "NanoCpus", "CpuQuota", "CpuPeriod", "PidsLimit", "NetworkMode",
+    "PortBindings", "AutoRemove", "PidMode", "Privileged", "Binds", "Mounts", "CapAdd", "CapDrop",
+    "ReadonlyRootfs", "SecurityOpt", "OomScoreAdj",
+})
+
+
+def unset(value: Any) -> bool:
+    """null, "", 0, false, [] or {}: a map's keys mean something ({"/run": ""} is a tmpfs)."""
+    if value is None or value is False or value == "" or value == [] or value == {}:
+        return True
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
+
+
+def blank(value: Any) -> bool:
+    """unset, or a struct (not a map) whose every field is blank: {"Type": "", "Config": {}}."""
+    return unset(value) or (isinstance(value, dict) and all(blank(v) for v in value.values()))
+
+
+def one_of(*values: Any) -> Accept:
+    return lambda v: unset(v) or any(v == x and type(v) is type(x) for x in values)
+
+
+def anything(value: Any) -> bool:
+    return True
+
+
+def _restart(value: Any) -> bool:
+    return unset(value) or (isinstance(value, dict) and value.get("Name") in ("", "no", None)
+                            and unset(value.get("MaximumRetryCount")))
+
+
+def _log_config(value: Any) -> bool:
+    return unset(value) or (isinstance(value, dict) and value.get("Type") in ("", "json-file", None)
+                            and unset(value.get("Config")))
+
+
+def _console_size(value: Any) -> bool:
+    """Only a TTY has a console, and TTYs are refused: any [height, width] is harmless."""
+    return value is None or (isinstance(value, list) and len(value) == 2
+                             and all(isinstance(n, int) and n >= 0 for n in value))
+
+
+def _healthcheck(value: Any) -> bool:
+    """No health checks run here: only "none given" and ["NONE"] (disable) say the same."""
+    return blank(value) or (isinstance(value, dict) and value.get("Test") == ["NONE"])
+
+
+# ContainerConfig fields accepted only at their "not set" value, with the defaults spelled out.
+AT_DEFAULT_CONFIG: dict[str, Accept] = {
+    "Domainname": unset,
+    "AttachStdin": unset,  # stdin is not attached here (docker run -i)
+    "AttachStdout": anything,  # the client's wish to attach; attach serves output either way
+    "AttachStderr": anything,
+    "OpenStdin": unset,
+    "StdinOnce": unset,
+    "Healthcheck": _healthcheck,
+    "ArgsEscaped": unset,  # Windows only
+    "Volumes": unset,  # anonymous volumes
+    "MacAddress": unset,  # the MAC follows from the address
+    "OnBuild": unset,
+    "StopSignal": one_of("SIGTERM", "TERM", "15"),  # docker stop sends SIGTERM
+    "StopTimeout": one_of(10),
+    "Shell": unset,
+}
+
+# HostConfig fields accepted only at their "not set" value, with the defaults spelled out.
+AT_DEFAULT_HOST: dict[str, Accept] = {
+    # Resources
+    "CpuShares": unset, "CgroupParent": unset, "BlkioWeight": unset, "BlkioWeightDevice": unset,
+    "BlkioDeviceReadBps": unset, "BlkioDeviceWriteBps": unset, "BlkioDeviceReadIOps": unset,
+    "BlkioDeviceWriteIOps": unset, "CpuRealtimePeriod": unset, "CpuRealtimeRuntime": unset,
+    "CpusetCpus": unset, "CpusetMems": unset, "Devices": unset, "DeviceCgroupRules": unset,
+    "DeviceRequests": unset, "KernelMemory": unset, "KernelMemoryTCP": unset,
+    "MemoryReservation": unset, "MemorySwappiness": one_of(-1), "OomKillDisable": unset,
+    "Init": unset, "Ulimits": unset, "CpuCount": unset, "CpuPercent": unset,
+    "IOMaximumIOps": unset, "IOMaximumBandwidth": unset,
+    # the rest of HostConfig
+    "ContainerIDFile": anything,  # the docker CLI writes that file itself
+    "LogConfig": _log_config,
+    "RestartPolicy": _restart,
+    "VolumeDriver": unset, "VolumesFrom": unset,
+    "ConsoleSize": _console_size,
+    "Annotations": unset,
+    "CgroupnsMode": one_of("private"),
+    "Dns": unset, "DnsOptions": unset, "DnsSearch": unset, "ExtraHosts": unset,
+    "GroupAdd": unset,
+    "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
+    "Cgroup": unset, "Links": unset,
+    "PublishAllPorts": unset,  # random host ports are not supported
+    "StorageOpt": unset, "Tmpfs": unset,
+    "UTSMode": unset,
+    "UsernsMode": one_of("host"),  # "host" = no remapping, which is all this engine does
+    "ShmSize": one_of(64 << 20),
+    "Sysctls": unset,
+    "Runtime": one_of("crun"),
+    "Isolation": one_of("default"),
+    "MaskedPaths": lambda v: v is None,  # [] would unmask /proc: only the default set
+    "ReadonlyPaths": lambda v: v is None,
+}
+
+
+HINTS = {
+    "AttachStdin": "stdin is not attached to containers (drop -i)",
+    "OpenStdin": "stdin is not attached to containers (drop -i)",
+    "StdinOnce": "stdin is not attached to containers (drop -i)",
+    "RestartPolicy": "containers are never restarted (drop --restart)",
+    "PublishAllPorts": "random host ports are not supported (publish HOST:CONTAINER)",
+    "Healthcheck": "health checks are not run",
+}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_unsupported(section: dict[str, Any], prefix: str, honoured: frozenset[str],
+                      at_default: dict[str, Accept]) -> None:
+    """Refuse, by name, the first field of section this engine would otherwise ignore."""
+    for name, value in section.items():
+        if name in honoured:
+            continue
+        accept = at_default.get(name, unset)
+        if not accept(value):
+            hint = f": {HINTS[name]}" if name in HINTS else ""
+            raise BadParameter(f"{prefix}{name}={_shown(value)} is not supported by this engine{hint}")
+
+
+def check_body(body: dict[str, Any]) -> None:
+    check_unsupported(body, "", HONOURED_CONFIG, AT_DEFAULT_CONFIG)
+
+
+def check_host(host: dict[str, Any]) -> None:
+    check_unsupported(host, "HostConfig.", HONOURED_HOST, AT_DEFAULT_HOST)
+
+
+def check_networking(networking: Any, mode: str) -> None:
+    """Endpoint settings (aliases, fixed addresses, links) exist only on user-defined networks."""
+    if networking is None or networking == {}:
+        return
+    endpoints = networking.get("EndpointsConfig") if isinstance(networking, dict) else None
+    if not isinstance(networking, dict) or set(networking) - {"EndpointsConfig"} \
+            or not isinstance(endpoints, dict | None):
+        raise BadParameter(f"NetworkingConfig={_shown(networking)} is not supported by this engine")
+    for network, settings in (endpoints or {}).items():
+        where = f"NetworkingConfig.EndpointsConfig.{network}"
+        if network not in ("default", "bridge", "none", mode):
+            raise BadParameter(f"{where}: network {network!r} is not supported (use bridge or none)")
+        if not isinstance(settings, dict | None):
+            raise BadParameter(f"{where} must be an object")
+        for name, value in (settings or {}).items():
+            if not blank(value):
+                raise BadParameter(f"{where}.{name}={_shown(value)} is not supported by this engine")
