@@ -65,6 +65,7 @@ def ruleset(rules: list[PortRule], bridge: str = BRIDGE, subnet: str = str(SUBNE
         _chain("output", "output", -100),
         _chain("postrouting", "postrouting", 100),
         _chain("forward", "forward", 0, kind="filter"),
+        _chain("input", "input", 0, kind="filter"),
     ]
     for rule in rules:
         commands += [_dnat("prerouting", rule), _dnat("output", rule)]
@@ -92,7 +93,28 @@ def ruleset(rules: list[PortRule], bridge: str = BRIDGE, subnet: str = str(SUBNE
         _rule("forward", [into_bridge, _match({"meta": {"key": "iifname"}}, bridge), {"accept": None}]),
         _rule("forward", [into_bridge, {"drop": None}]),
     ]
+    commands += _martians(bridge)
     return {"nftables": commands}
+
+
+def _martians(bridge: str) -> list[dict[str, Any]]:
+    """route_localnet=1 on the bridge (for the node's own 127.0.0.1:PORT) also lets a container
+    send a crafted packet to 127.0.0.1 and reach whatever the node serves on loopback only.
+    kubelet/kube-proxy's KUBE-FIREWALL answer, kept to the bridge: loopback-bound traffic from a
+    non-loopback source is dropped unless conntrack knows it (a DNATed port, or a reply).
+    """
+    loopback = {"prefix": {"addr": "127.0.0.0", "len": 8}}
+    martian = [
+        _match({"meta": {"key": "iifname"}}, bridge),
+        _match({"payload": {"protocol": "ip", "field": "daddr"}}, loopback),
+        _match({"payload": {"protocol": "ip", "field": "saddr"}}, loopback, "!="),
+    ]
+    return [
+        _rule("input", [*martian, _match({"ct": {"key": "status"}}, "dnat", "in"), {"accept": None}]),
+        _rule("input", [*martian, _match({"ct": {"key": "state"}}, ["established", "related"], "in"),
+                        {"accept": None}]),
+        _rule("input", [*martian, {"drop": None}], "martian loopback traffic"),
+    ]
 
 
 def teardown() -> dict[str, Any]:

@@ -16,7 +16,7 @@ def test_dnat_for_every_local_address_in_prerouting_and_output():
     chains = [c["add"]["chain"] for c in cmds if "chain" in c.get("add", {})]
     hooks = {chain["name"]: chain["hook"] for chain in chains}
     assert hooks == {"prerouting": "prerouting", "output": "output", "postrouting": "postrouting",
-                     "forward": "forward"}
+                     "forward": "forward", "input": "input"}
     for chain in ("prerouting", "output"):
         (expr,) = exprs(rules, chain)
         assert expr[0]["match"]["left"] == {"fib": {"result": "type", "flags": ["daddr"]}}
