@@ -18,7 +18,7 @@ import re
 import secrets
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,13 +134,19 @@ class ImageStore:
     def blob_path(self, digest: str) -> Path:
         return self.blobs / digest_hex(digest)
 
-    def _place(self, tmp: Path, digest: str, staging: Staging | None) -> Path:
-        """Rename a checked temporary file into the blob store, unless the blob is there already."""
+    def _place(self, tmp: Path, digest: str, staging: Staging | None,
+               refill: Callable[[Path], object] | None = None) -> Path:
+        """Rename a checked temporary file into the blob store, unless the blob is there already.
+
+        refill writes tmp when the caller skipped it because the blob existed, and gc removed it since.
+        """
         path = self.blob_path(digest)
         with self._lock:  # gc must not run between the rename and the staging's record of it
             if staging is not None:
                 staging.blobs.add(digest)
             if not path.exists():
+                if refill is not None and not tmp.exists():
+                    refill(tmp)
                 os.replace(tmp, path)
                 if staging is not None:
                     staging.added_blobs.add(digest)
@@ -152,7 +158,7 @@ class ImageStore:
         try:
             if not self.blob_path(digest).exists():
                 tmp.write_bytes(data)
-            self._place(tmp, digest, staging)
+            self._place(tmp, digest, staging, lambda dst: dst.write_bytes(data))
         finally:
             rmtree(tmp)
         return LayerBlob(digest, len(data), "")
@@ -164,7 +170,7 @@ class ImageStore:
         try:
             if not self.blob_path(digest).exists():
                 shutil.copyfile(src, tmp)
-            path = self._place(tmp, digest, staging)
+            path = self._place(tmp, digest, staging, lambda dst: shutil.copyfile(src, dst))
         finally:
             rmtree(tmp)
         return LayerBlob(digest, path.stat().st_size, "")
