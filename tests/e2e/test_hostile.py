@@ -129,6 +129,11 @@ def test_privilege_reducing_options_take_effect(lab: Lab, two_node: str) -> None
     read_only = docker(lab, "run", "--rm", "--read-only", "busybox", "sh", "-c",
                        "cat /etc/hostname >/dev/null && touch /written", check=False)
     assert read_only.returncode != 0 and "Read-only file system" in read_only.stdout + read_only.stderr
+    defaults = docker(lab, "run", "--rm", "--user", "nobody", "busybox", "sh", "-c",
+                      "id -u; cat /proc/self/oom_score_adj").stdout.split()
+    assert defaults == ["65534", "0"]  # named users resolve in the image; containers do not inherit -500
+    unknown = docker(lab, "run", "--rm", "--user", "nosuch", "busybox", "true", check=False)
+    assert unknown.returncode != 0 and "unable to find user nosuch" in unknown.stderr
     root_caps = docker(lab, "run", "--rm", "--cap-drop", "NET_RAW", "busybox", "grep", "CapEff",
                        "/proc/self/status").stdout.split()[1]
     assert int(root_caps, 16) & (1 << 13) == 0 and int(root_caps, 16) & 1  # NET_RAW gone, CHOWN kept
@@ -139,6 +144,7 @@ def test_privilege_reducing_options_take_effect(lab: Lab, two_node: str) -> None
     (["--sysctl", "net.ipv4.ip_forward=1"], "Sysctls"),
     (["--device", "/dev/vda"], "Devices"),
     (["--ipc", "host"], "IpcMode"),
+    (["--security-opt", "seccomp=unconfined"], "SecurityOpt"),
 ])
 def test_an_unsupported_option_is_refused_by_name(lab: Lab, two_node: str, option: list[str], field: str) -> None:
     refused = docker(lab, "run", "--rm", *option, "busybox", "true", check=False)
