@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import mountns
 from .api.http import Server
+from .api.limits import GiB, Limits
 from .engine import Engine, Seams
 from .notify import Notifier
 from .runtime import Runtime
@@ -21,7 +22,7 @@ log = logging.getLogger("labagent")
 START_MODULES = ("overlay", "veth", "nft_ct", "nft_masq", "nft_nat", "nft_fib_ipv4")
 
 
-def serve(socket_path: Path, engine: Engine) -> Server:
+def serve(socket_path: Path, engine: Engine, limits: Limits | None = None) -> Server:
     """Bind the socket with mode 0600 (no window where others could connect)."""
     socket_path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(socket_path.parent, 0o700 if socket_path.parent != Path("/run") else 0o755)
@@ -29,7 +30,7 @@ def serve(socket_path: Path, engine: Engine) -> Server:
         socket_path.unlink()
     old = os.umask(0o177)
     try:
-        server = Server(str(socket_path), engine)
+        server = Server(str(socket_path), engine, limits)
     finally:
         os.umask(old)
     os.chmod(socket_path, 0o600)
@@ -58,8 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default="/var/lib/lab-agent", type=Path)
     parser.add_argument("--crun", default="crun")
     parser.add_argument("--crun-root", default="/run/lab-agent/crun", type=Path)
+    parser.add_argument("--max-connections", type=int, default=Limits.max_connections,
+                        help="connections served at once; more get a 503 (default %(default)s)")
+    parser.add_argument("--max-upload-gib", type=float, default=Limits.max_upload / GiB,
+                        help="largest docker load or build context, in GiB (default %(default)s)")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
+    if args.max_connections < 1 or args.max_upload_gib <= 0:
+        parser.error("--max-connections and --max-upload-gib must be positive")
+    limits = Limits(max_connections=args.max_connections, max_upload=int(args.max_upload_gib * GiB))
     notifier = Notifier.from_environ()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("mounting in the node's own namespace (slower starts): %s", exc)
     engine = Engine(args.root, Seams(runtime=Runtime(args.crun, args.crun_root)))
     engine.startup()
-    server = serve(args.socket, engine)  # bound and listening: clients queue from here on
+    server = serve(args.socket, engine, limits)  # bound and listening: clients queue from here on
 
     def stop(signum: int, frame: object) -> None:
         log.info("signal %d: stopping the API (containers keep running)", signum)

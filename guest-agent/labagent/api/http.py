@@ -1,11 +1,13 @@
 """HTTP plumbing: requests with query/body helpers, JSON replies, chunked streams, hijacks.
 
 One thread per connection (ThreadingUnixStreamServer); a client that vanishes mid-stream
-only ends its own thread.
+only ends its own thread. Requests are read within limits.Limits: bounded heads and bodies
+(wire.py), timeouts on a client that stalls (timedio.py), a cap on connections.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import queue
@@ -15,15 +17,18 @@ import socketserver
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 from .. import API_VERSION, ENGINE_VERSION
 from ..errors import BadParameter, EngineError
+from .limits import Limits
+from .timedio import TimedReader
+from .wire import body_length, read_chunked, read_exactly, read_head
 
 log = logging.getLogger(__name__)
-JSON_LIMIT = 16 << 20
 
 
 @dataclass
@@ -67,6 +72,7 @@ class StreamWriter:
 class Request:
     def __init__(self, handler: Handler, path: str, version: str | None) -> None:
         self.handler = handler
+        self.limits: Limits = handler.server.limits  # type: ignore[attr-defined]
         self.method = handler.command
         self.path = path
         self.version = version
@@ -75,7 +81,9 @@ class Request:
         self.query = {k: v[-1] for k, v in query.items()}
         self.streamed = False
         self.hijacked = False
-        self._body_done = self._body_length() == 0 and not self._chunked()
+        self._length = handler.body_length  # None: chunked
+        self._body_done = self._length == 0
+        self._continued = False
 
     # query ------------------------------------------------------------------------------
     def arg(self, name: str, default: str = "") -> str:
@@ -97,38 +105,41 @@ class Request:
             raise BadParameter(f"invalid value for {name}: {value!r}") from None
 
     # body -------------------------------------------------------------------------------
-    def _body_length(self) -> int:
+    def body_chunks(self, limit: int | None = None) -> Iterator[bytes]:
+        """The request body in pieces, plain or chunked, refused (413) past `limit` bytes.
+
+        The default limit is the upload cap: the callers that take no limit (docker load, a
+        build context) stream to disk. The body counts as consumed only once read to its end;
+        otherwise the connection is closed after the reply.
+        """
+        limit = self.limits.max_upload if limit is None else limit
+        if self._body_done:
+            return
+        if self._length is not None and self._length > limit:
+            raise EngineError(f"request body of {self._length} bytes exceeds the limit of {limit} bytes", 413)
+        self._send_continue()
+        rfile, length = self.handler.rfile, self._length
+        pieces = read_chunked(rfile, self.limits, limit) if length is None else read_exactly(rfile, length)
         try:
-            return int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise BadParameter("invalid Content-Length") from None
-
-    def _chunked(self) -> bool:
-        return "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
-
-    def body_chunks(self) -> Any:
-        """Yield the request body in pieces, plain or chunked."""
-        rfile = self.handler.rfile
+            yield from pieces
+        except TimeoutError:
+            raise EngineError(f"the request body stalled for {self.limits.io_timeout:g} s", 408) from None
         self._body_done = True
-        if self._chunked():
-            while True:
-                size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while rfile.readline().strip():
-                        pass
-                    return
-                yield from _read_exactly(rfile, size)
-                rfile.readline()
-        else:
-            yield from _read_exactly(rfile, self._body_length())
 
-    def body(self, limit: int = JSON_LIMIT) -> bytes:
-        data = b""
-        for chunk in self.body_chunks():
+    def _send_continue(self) -> None:
+        """Answer `Expect: 100-continue` (curl's large uploads) once the body is wanted."""
+        expect = (self.headers.get("Expect") or "").lower()
+        if expect == "100-continue" and self.handler.request_version == "HTTP/1.1" and not self._continued:
+            self._continued = True
+            self.handler.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.handler.wfile.flush()
+
+    def body(self, limit: int | None = None) -> bytes:
+        """The whole body in memory: for JSON documents, so bounded by max_json_body by default."""
+        data = bytearray()
+        for chunk in self.body_chunks(self.limits.max_json_body if limit is None else limit):
             data += chunk
-            if len(data) > limit:
-                raise BadParameter("request body too large")
-        return data
+        return bytes(data)
 
     def json(self) -> Any:
         raw = self.body()
@@ -145,8 +156,13 @@ class Request:
 
     # replies that stream ----------------------------------------------------------------
     def stream(self, content_type: str, status: int = 200) -> StreamWriter:
-        """Send headers now and the body as it comes (the held-open wait, logs -f)."""
+        """Send headers now and the body as it comes (the held-open wait, logs -f).
+
+        From here the engine is the side that waits (for output, an exit), so the
+        connection has no timeout: a stream that is quiet for an hour is still a stream.
+        """
         chunked = self.handler.request_version == "HTTP/1.1"
+        self.handler.reader.settle(None)
         self.handler.send_response(status)
         self.handler.standard_headers(content_type)
         if chunked:
@@ -161,6 +177,7 @@ class Request:
     def hijack(self, content_type: str) -> StreamWriter:
         """Docker's attach/exec: 101 UPGRADED if asked for, else 200 until the connection closes."""
         h = self.handler
+        h.reader.settle(None)  # as for stream(): the engine waits on the container, not the client
         upgrade = "upgrade" in (self.headers.get("Connection") or "").lower()
         if upgrade:
             h.wfile.write(b"HTTP/1.1 101 UPGRADED\r\n")
@@ -198,6 +215,8 @@ class Request:
 
 
 class Handler(BaseHTTPRequestHandler):
+    """One connection: requests read by wire.py within the server's Limits, then dispatched."""
+
     protocol_version = "HTTP/1.1"
     # Buffered: a reply's headers and body leave in one write, so the client wakes once,
     # not twice (on one vCPU each wake-up is a context switch). handle_one_request
@@ -205,6 +224,14 @@ class Handler(BaseHTTPRequestHandler):
     wbufsize = 1 << 16
     server_version = f"lab-agent/{ENGINE_VERSION}"
     sys_version = ""
+    body_length: int | None = 0
+
+    def setup(self) -> None:
+        """As StreamRequestHandler's, with the read side under the reader's two clocks."""
+        self.connection = self.request
+        self.reader = TimedReader(self.connection)
+        self.rfile = io.BufferedReader(self.reader, 1 << 16)
+        self.wfile = self.connection.makefile("wb", self.wbufsize)
 
     def standard_headers(self, content_type: str = "", length: int | None = None) -> None:
         self.send_header("Api-Version", API_VERSION)
@@ -226,9 +253,54 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and has_body:
             self.wfile.write(response.body)
 
-    def handle_one_request(self) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A Docker-style JSON error, then the connection closes (what follows is not trusted)."""
+        self.close_connection = True
+        body = json.dumps({"message": message or HTTPStatus(code).phrase}).encode() + b"\n"
         try:
-            super().handle_one_request()
+            self.reader.settle(self.server.limits.io_timeout)  # type: ignore[attr-defined]
+            self.send_response(code)
+            self.standard_headers("application/json", len(body))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            self.wfile.flush()
+        except OSError as exc:
+            log.debug("cannot send %d: %s", code, exc)
+
+    def handle_one_request(self) -> None:
+        """Read one request head within bounds, settle its body's framing, dispatch it."""
+        limits: Limits = self.server.limits  # type: ignore[attr-defined]
+        self.close_connection = True  # until a whole head says otherwise
+        self.command, self.requestline, self.request_version = "", "", "HTTP/1.1"
+        self.reader.await_request(limits.idle_timeout, limits.head_timeout)
+        try:
+            head = read_head(self.rfile, limits)
+            if head is None:
+                return
+            self.command, self.path, self.request_version = head.method, head.target, head.version
+            self.requestline, self.headers = head.requestline, head.headers
+            self.body_length = body_length(head.headers, limits)
+        except EngineError as exc:
+            self.send_error(exc.status, exc.message)
+            return
+        except TimeoutError:
+            if self.reader.started:  # silence on an idle kept-alive connection is no error
+                self.send_error(408, f"request head not received within {limits.head_timeout:g} s")
+            return
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            log.debug("client went away: %s", exc)
+            return
+        self.close_connection = not head.keep_alive
+        self.reader.settle(limits.io_timeout)
+        method = getattr(self, "do_" + self.command, None)
+        if method is None:
+            self.send_error(501, f"unsupported method {self.command}")
+            return
+        try:
+            method()
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, TimeoutError) as exc:
             log.debug("client went away: %s", exc)
             self.close_connection = True
@@ -257,28 +329,58 @@ class Server(socketserver.ThreadingUnixStreamServer):
     Starting a thread cost about 2 ms under TCG, paid on every API call (the docker CLI
     opens a connection per request). A finished connection's thread waits IDLE_EXIT
     seconds for the next one; a connection that finds no idle thread starts a new one,
-    so a held-open stream (logs -f, attach, wait) never blocks anyone else.
+    so a held-open stream (logs -f, attach, wait) never blocks anyone else. At most
+    limits.max_connections are served at once: one more gets a 503 from the accepting
+    thread, without blocking it, and is closed.
     """
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 64
     IDLE_EXIT = 60.0
 
-    def __init__(self, path: str, engine: Any) -> None:
+    def __init__(self, path: str, engine: Any, limits: Limits | None = None) -> None:
         self.engine = engine
+        self.limits = limits or Limits()
         self._work: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
         self._idle = 0
+        self._active = 0
         self._idle_lock = threading.Lock()
         super().__init__(path, Handler)
 
+    @property
+    def active(self) -> int:
+        """Connections being served now."""
+        return self._active
+
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._idle_lock:
-            spare = self._idle > 0
-            if spare:
-                self._idle -= 1
+            full = self._active >= self.limits.max_connections
+            if not full:
+                self._active += 1
+                spare = self._idle > 0
+                if spare:
+                    self._idle -= 1
+        if full:
+            self._refuse(request)
+            return
         self._work.put((request, client_address))
         if not spare:
             threading.Thread(target=self._worker, daemon=True).start()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """503 without reading: the reply fits the socket buffer, so it never blocks accept()."""
+        body = json.dumps({"message": f"the engine is serving {self.limits.max_connections} connections, "
+                                      "its limit: retry later"}).encode() + b"\n"
+        reply = (f"HTTP/1.1 503 Service Unavailable\r\nApi-Version: {API_VERSION}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                 "Connection: close\r\n\r\n").encode() + body
+        try:
+            request.setblocking(False)
+            request.send(reply)
+        except OSError as exc:
+            log.debug("cannot send the 503: %s", exc)
+        self.shutdown_request(request)
 
     def _worker(self) -> None:
         while True:
@@ -290,23 +392,15 @@ class Server(socketserver.ThreadingUnixStreamServer):
                         self._idle -= 1
                         return
                 continue
-            self.process_request_thread(request, client_address)
-            with self._idle_lock:
-                self._idle += 1
+            try:
+                self.process_request_thread(request, client_address)
+            finally:
+                with self._idle_lock:
+                    self._active -= 1
+                    self._idle += 1
 
 
 def engine_error_response(exc: EngineError) -> Response:
     if exc.status == 304:
         return Response(304)
     return error_response(exc.message, exc.status)
-
-
-def _read_exactly(rfile: Any, size: int) -> Iterator[bytes]:
-    """`size` bytes of a request body, in chunks; a client that stops early is gone."""
-    remaining = size
-    while remaining:
-        data = rfile.read(min(remaining, 1 << 20))
-        if not data:
-            raise ConnectionResetError("request body cut short")
-        remaining -= len(data)
-        yield data
