@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from ..engine import Engine
@@ -131,8 +132,23 @@ def _entry_bytes(entry: Any, stdout: bool, stderr: bool, timestamps: bool) -> by
     return frame(entry.stream, prefix + entry.data)
 
 
+def _batches(pieces: Iterator[bytes], size: int = 64 << 10) -> Iterator[bytes]:
+    """Frames joined into writes of about `size` bytes: a chunk per write, not per line."""
+    batch: list[bytes] = []
+    held = 0
+    for piece in pieces:
+        batch.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield b"".join(batch)
+            batch, held = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
 @route("GET", "/containers/{ref}/logs")
-def logs(engine: Engine, req: Request, ref: str) -> Response | None:
+def logs(engine: Engine, req: Request, ref: str) -> None:
+    """Streamed from disk (a tail read from the end of the file), so no log is held whole."""
     c = engine.containers.get(ref)
     stdout, stderr = req.flag("stdout"), req.flag("stderr")
     if not (stdout or stderr):
@@ -142,17 +158,17 @@ def logs(engine: Engine, req: Request, ref: str) -> Response | None:
         since = float(req.arg("since") or 0)
     except ValueError:
         raise BadParameter(f"invalid since: {req.arg('since')!r}") from None
+    tail = req.int_arg("tail")
     logfile = engine.containers.logfile(c.id)
-    entries, offset = logfile.read(tail=req.int_arg("tail"), since=since)
-    body = b"".join(_entry_bytes(e, stdout, stderr, ts) for e in entries)
-    if not req.flag("follow"):
-        return Response(200, body, _stream_type(req))
+    end = logfile.end()  # the snapshot the past output is read up to, as one read() was
+    cursor = logfile.cursor(logfile.tail_start(tail, since, end) if tail is not None and tail >= 0 else 0)
     writer = req.stream(_stream_type(req))
-    writer.write(body)
-    for entry in logfile.follow(offset, lambda: not c.running, req.client_gone):
-        writer.write(_entry_bytes(entry, stdout, stderr, ts))
+    for data in _batches(_entry_bytes(e, stdout, stderr, ts) for e in cursor.entries(since, end)):
+        writer.write(data)
+    if req.flag("follow"):
+        for entry in logfile.follow(cursor.offset, lambda: not c.running, req.client_gone):
+            writer.write(_entry_bytes(entry, stdout, stderr, ts))
     writer.close()
-    return None
 
 
 @route("POST", "/containers/{ref}/attach")
@@ -163,12 +179,12 @@ def attach(engine: Engine, req: Request, ref: str) -> None:
     logfile = engine.containers.logfile(c.id)
     run = c.state.exits
     writer = req.hijack(_stream_type(req))
-    entries, offset = logfile.read()
-    if req.flag("logs"):
-        for entry in entries:
-            writer.write(_entry_bytes(entry, stdout, stderr, False))
+    end = logfile.end()
+    cursor = logfile.cursor(0 if req.flag("logs") else end)
+    for data in _batches(_entry_bytes(e, stdout, stderr, False) for e in cursor.entries(until=end)):
+        writer.write(data)
     if req.flag("stream"):
-        for entry in logfile.follow(offset, lambda: c.state.exits != run, req.client_gone):
+        for entry in logfile.follow(cursor.offset, lambda: c.state.exits != run, req.client_gone):
             writer.write(_entry_bytes(entry, stdout, stderr, False))
 
 
