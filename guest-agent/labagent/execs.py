@@ -7,10 +7,13 @@ import selectors
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from . import users
 from .containers import ContainerStore
 from .errors import BadParameter, Conflict, NotFound
-from .fsutil import new_id
+from .fsutil import new_id, read_json, rmtree, write_json
 from .logs import STDERR, STDOUT
 from .ocispec import merge_env
 from .runtime import Runtime
@@ -25,6 +28,7 @@ class ExecSession:
     cmd: list[str]
     env: list[str] = field(default_factory=list)
     workdir: str = ""
+    user: str = ""
     running: bool = False
     started: bool = False
     exit_code: int | None = None
@@ -38,13 +42,15 @@ class Execs:
         self._sessions: dict[str, ExecSession] = {}
         self._lock = threading.Lock()
 
-    def create(self, ref: str, cmd: list[str], env: list[str], workdir: str = "") -> ExecSession:
+    def create(self, ref: str, cmd: list[str], env: list[str], workdir: str = "", user: str = "") -> ExecSession:
         container = self.store.get(ref)
         if not container.running:
             raise Conflict(f"Container {container.id} is not running")
         if not cmd or not all(isinstance(a, str) for a in cmd):
             raise BadParameter("No exec command specified")
-        session = ExecSession(new_id(), container.id, list(cmd), list(env), workdir)
+        if user:
+            users.split_spec(user)  # a malformed spec is refused at create, as Docker does
+        session = ExecSession(new_id(), container.id, list(cmd), list(env), workdir, user)
         with self._lock:
             self._sessions[session.id] = session
         return session
@@ -67,12 +73,13 @@ class Execs:
                 raise Conflict(f"Exec {exec_id} has already been started")
             session.started = session.running = True
         container = self.store.get(session.container_id)
-        # crun exec --env replaces the whole environment: keep PATH, as docker exec does.
-        env = merge_env([], container.spec.env + session.env)
+        process_file = self.store.bundle(container.id) / f"exec-{session.id}.json"
         try:
-            proc = self.runtime.exec(container.id, session.cmd, env, session.workdir)
+            write_json(process_file, self._process(session), durable=False)
+            proc = self.runtime.exec(container.id, process_file)
         except Exception:
             session.running, session.exit_code = False, 126
+            rmtree(process_file)
             raise
         session.pid = proc.pid
         deliver = _Delivery(sink)
@@ -92,7 +99,24 @@ class Execs:
         proc.stderr.close()
         session.exit_code = proc.wait()
         session.running = False
+        rmtree(process_file)
         return session
+
+    def _process(self, session: ExecSession) -> dict[str, Any]:
+        """The container's own process (capabilities, user, rlimits, no_new_privs) running cmd.
+
+        As with Docker, an exec runs as the container's user unless it names one, which is
+        resolved in the container's /etc/passwd; its environment is the container's plus its own.
+        """
+        bundle: Path = self.store.bundle(session.container_id)
+        process: dict[str, Any] = dict(read_json(bundle / "config.json")["process"])
+        process.update(terminal=False, args=session.cmd, oomScoreAdj=0,
+                       env=merge_env(list(process.get("env") or []), session.env))
+        if session.workdir:
+            process["cwd"] = session.workdir
+        if session.user:
+            process["user"] = users.resolve(bundle / "rootfs", session.user)
+        return process
 
     def forget_container(self, cid: str) -> None:
         with self._lock:

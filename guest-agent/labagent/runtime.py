@@ -19,6 +19,7 @@ from pathlib import Path
 from .errors import BadParameter, Conflict, EngineError
 
 SHIM = 'echo $$ > "$1" 2>/dev/null; shift; exitfile=$1; shift; "$@"; echo $? > "$exitfile"'
+EXEC_SHIM = 'echo 0 > /proc/self/oom_score_adj && exec "$@"'
 
 
 @dataclass(frozen=True)
@@ -169,15 +170,17 @@ class Runtime:
         if (self.state_dir / cid).exists():
             subprocess.run([*self._base(), "delete", "--force", cid], capture_output=True)
 
-    def exec(self, cid: str, args: list[str], env: list[str], cwd: str) -> subprocess.Popen[bytes]:
-        """`crun exec` without a TTY; the caller pumps stdout and stderr."""
-        argv = [*self._base(), "exec", "--no-new-privs"]
-        for item in env:
-            argv += ["--env", item]
-        if cwd:
-            argv += ["--cwd", cwd]
+    def exec(self, cid: str, process_file: Path) -> subprocess.Popen[bytes]:
+        """`crun exec --process` without a TTY; the caller pumps stdout and stderr.
+
+        The process file carries the container's own confinement (capabilities, user,
+        rlimits, no_new_privs). A small shell raises its OOM score from the engine's -500 to
+        0 before it becomes crun: an exec'd process must not outrank sshd for the OOM killer
+        any more than the container's init does.
+        """
+        argv = [*self._base(), "exec", "--process", str(process_file), cid]
         try:
-            return subprocess.Popen([*argv, cid, *args], stdin=subprocess.DEVNULL,
+            return subprocess.Popen(["/bin/sh", "-c", EXEC_SHIM, "lab-exec", *argv], stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise EngineError(f"cannot run {self.crun}: {exc}") from None

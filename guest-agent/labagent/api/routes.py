@@ -197,7 +197,12 @@ def exec_create(engine: Engine, req: Request, ref: str) -> Response:
     cmd = body.get("Cmd")
     if isinstance(cmd, str):
         cmd = [cmd]
-    session = engine.execs.create(ref, cmd or [], list(body.get("Env") or []), body.get("WorkingDir") or "")
+    if body.get("Privileged"):
+        raise BadParameter("Privileged: privileged exec sessions are not supported by this engine")
+    user = body.get("User") or ""
+    if not isinstance(user, str):
+        raise BadParameter("User must be a string")
+    session = engine.execs.create(ref, cmd or [], list(body.get("Env") or []), body.get("WorkingDir") or "", user)
     return json_response({"Id": session.id}, 201)
 
 

@@ -64,12 +64,18 @@ def main(args: list[str]) -> int:
         if not os.path.exists(state):
             print(f"container `{cid}` is not running", file=sys.stderr)
             return 1
-        # Like crun: --env is the whole environment, so a missing PATH breaks the lookup.
-        env = dict(item.split("=", 1) for item in opts.get("--env", []))
-        if "PATH" not in env and "/" not in args[0]:
-            print(f"executable file `{args[0]}` not found in $PATH: No such file or directory", file=sys.stderr)
+        # Like crun: the process file's env is the whole environment, so a missing PATH breaks the lookup.
+        with open(opts["--process"][0]) as handle:
+            process = json.load(handle)
+        argv, env = process["args"], dict(item.split("=", 1) for item in process["env"])
+        if "PATH" not in env and "/" not in argv[0]:
+            print(f"executable file `{argv[0]}` not found in $PATH: No such file or directory", file=sys.stderr)
             return 255
-        os.execvpe(args[0], args, env)
+        if process.get("cwd") and os.path.isdir(process["cwd"]):
+            os.chdir(process["cwd"])
+        with open(os.path.join(root, f"{cid}.exec.json"), "w") as handle:
+            json.dump(process, handle)  # for the tests: this fake applies no user, caps or limits
+        os.execvpe(argv[0], argv, env)
     if verb == "delete":
         if os.path.exists(state):
             os.unlink(state)

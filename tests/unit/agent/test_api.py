@@ -237,6 +237,26 @@ def test_exec_keeps_path_when_the_container_has_its_own_env(client):
     assert client.json("GET", f"/exec/{eid}/json")["ExitCode"] == 0
 
 
+def test_exec_runs_with_the_containers_confinement_and_its_own_user(client, engine):
+    cid = client.json("POST", "/containers/create", {"name": "confined"},
+                      {"Image": "busybox", "Cmd": ["sleep", "30"], "User": "1000:1000",
+                       "HostConfig": {"CapDrop": ["NET_RAW"]}})["Id"]
+    client.request("POST", f"/containers/{cid}/start").read()
+    sent = engine.seams.runtime.state_dir / f"{cid}.exec.json"
+    for user, expected in (("", 1000), ("4242:4242", 4242)):
+        body = {"Cmd": ["true"], "User": user, "AttachStdout": True}
+        eid = client.json("POST", "/containers/confined/exec", body=body)["Id"]
+        raw(client, "POST", f"/v1.43/exec/{eid}/start", {"Detach": False, "Tty": False})
+        process = json.loads(sent.read_text())
+        assert process["user"]["uid"] == expected  # the container's user unless the exec names one
+        assert process["oomScoreAdj"] == 0 and process["noNewPrivileges"] is True
+        assert "CAP_NET_RAW" not in process["capabilities"]["bounding"]
+        assert "CAP_CHOWN" in process["capabilities"]["effective"]
+    with pytest.raises(ApiError, match="Privileged"):
+        client.request("POST", "/containers/confined/exec", body={"Cmd": ["true"], "Privileged": True})
+    assert not list(engine.containers.bundle(cid).glob("exec-*.json"))  # process files do not pile up
+
+
 def test_exec_streams_output_and_records_the_exit_code(client):
     run(client, "box", ["sleep", "30"])
     body = {"Cmd": ["sh", "-c", "echo hi; echo no >&2; exit 4"], "AttachStdout": True, "AttachStderr": True}
