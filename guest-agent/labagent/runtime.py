@@ -18,8 +18,11 @@ from pathlib import Path
 
 from .errors import BadParameter, Conflict, EngineError
 
-SHIM = 'echo $$ > "$1" 2>/dev/null; shift; exitfile=$1; shift; "$@"; echo $? > "$exitfile"'
-EXEC_SHIM = 'echo 0 > /proc/self/oom_score_adj && exec "$@"'
+# Both shims first leave the engine's OOM score (-500) behind. On a node, crun 1.8 left a
+# container with oomScoreAdj 0 in its config.json at the inherited -500, outranking sshd.
+OOM_RESET = "echo 0 > /proc/self/oom_score_adj"
+SHIM = OOM_RESET + '; echo $$ > "$1" 2>/dev/null; shift; exitfile=$1; shift; "$@"; echo $? > "$exitfile"'
+EXEC_SHIM = OOM_RESET + ' && exec "$@"'
 
 
 @dataclass(frozen=True)
@@ -174,9 +177,7 @@ class Runtime:
         """`crun exec --process` without a TTY; the caller pumps stdout and stderr.
 
         The process file carries the container's own confinement (capabilities, user,
-        rlimits, no_new_privs). A small shell raises its OOM score from the engine's -500 to
-        0 before it becomes crun: an exec'd process must not outrank sshd for the OOM killer
-        any more than the container's init does.
+        rlimits, no_new_privs); crun exec never applies an OOM score, so EXEC_SHIM does.
         """
         argv = [*self._base(), "exec", "--process", str(process_file), cid]
         try:
