@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 from .client import ApiError, Client
+from .containers.model import parse_publish
 from .errors import EngineError
-from .model import parse_publish
 from .units import human_size, parse_cpus
 
 

@@ -11,7 +11,7 @@ from typing import IO, Any
 from urllib.parse import quote, urlencode
 
 from . import API_VERSION
-from .logs import read_frames
+from .containers.logs import read_frames
 
 DEFAULT_SOCKET = "/run/lab-agent/engine.sock"
 

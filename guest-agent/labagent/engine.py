@@ -8,17 +8,17 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import busybox
-from .cgroups import Cgroups
-from .containers import ContainerStore
-from .execs import Execs
-from .imageload import load_archive
-from .imagestore import ImageStore
-from .layers import Whiteouts
-from .lifecycle import Lifecycle, NetworkLike
-from .network import Network
-from .overlay import Mounter
-from .runtime import Runtime
+from .containers.execs import Execs
+from .containers.lifecycle import Lifecycle, NetworkLike
+from .containers.store import ContainerStore
+from .images import busybox
+from .images.layers import Whiteouts
+from .images.load import load_archive
+from .images.store import ImageStore
+from .network.bridge import Network
+from .runtime.cgroups import Cgroups
+from .runtime.crun import Runtime
+from .runtime.overlay import Mounter
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ import sys
 import threading
 from pathlib import Path
 
-from . import mountns
 from .api.http import Server
 from .api.limits import GiB, Limits
 from .engine import Engine, Seams
 from .notify import Notifier
-from .runtime import Runtime
+from .runtime import mountns
+from .runtime.crun import Runtime
 
 log = logging.getLogger("labagent")
 START_MODULES = ("overlay", "veth", "nft_ct", "nft_masq", "nft_nat", "nft_fib_ipv4")

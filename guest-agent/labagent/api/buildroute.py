@@ -21,7 +21,7 @@ from ..build.tree import NotRegular, reopen_regular
 from ..engine import Engine
 from ..errors import BadParameter, EngineError
 from ..fsutil import rmtree
-from ..layers import open_layer, unpack_context
+from ..images.layers import open_layer, unpack_context
 from .http import Request
 from .router import route
 

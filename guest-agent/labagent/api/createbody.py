@@ -10,9 +10,9 @@ import os
 import re
 from typing import Any
 
-from .. import security, users
+from ..containers import security, users
+from ..containers.model import ContainerSpec, Limits, PortBinding, check_port, check_proto
 from ..errors import BadParameter
-from ..model import ContainerSpec, Limits, PortBinding, check_port, check_proto
 from ..units import parse_memory
 from . import createfields
 

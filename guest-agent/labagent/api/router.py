@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .. import API_VERSION, MIN_API_VERSION
+from ..containers.lifecycle import ClientGone
 from ..errors import EngineError
-from ..lifecycle import ClientGone
 from .http import Request, Response, engine_error_response, error_response
 
 if TYPE_CHECKING:

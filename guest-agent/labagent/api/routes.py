@@ -8,12 +8,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from ..containers.logs import frame
+from ..containers.model import check_name
 from ..engine import Engine
 from ..errors import BadParameter, Conflict, EngineError
 from ..fsutil import rmtree
-from ..logs import frame
-from ..model import check_name
-from ..runtime import parse_signal
+from ..runtime.crun import parse_signal
 from . import views
 from .createbody import spec_from_body
 from .http import Request, Response, json_response

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
+from ..containers.model import Container
 from ..fsutil import parse_rfc3339
-from ..imagestore import Image
-from ..model import Container
+from ..images.store import Image
 
 
 def human_duration(seconds: float) -> str:

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..beneath import open_tree
+from ..containers.model import ContainerSpec
 from ..errors import BadParameter, EngineError
 from ..fsutil import read_json, rfc3339, rmtree, write_json
-from ..imagestore import LAYER_TAR, Image, LayerBlob
-from ..model import ContainerSpec
+from ..images.store import LAYER_TAR, Image, LayerBlob
 from .containerfile import Instruction, parse
 from .context import Context
 from .copystep import copy_into

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..beneath import open_tree
 from ..errors import BadParameter
-from ..layers import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX
+from ..images.layers import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX
 from .tree import Node, open_regular, walk
 
 TYPES = {stat.S_IFDIR: tarfile.DIRTYPE, stat.S_IFLNK: tarfile.SYMTYPE, stat.S_IFCHR: tarfile.CHRTYPE,

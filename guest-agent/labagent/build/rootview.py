@@ -17,7 +17,7 @@ from types import TracebackType
 
 from ..beneath import DIR_FLAGS, MAX_SYMLINKS, open_beneath, opened
 from ..errors import BadParameter
-from ..layers import OPAQUE_XATTR
+from ..images.layers import OPAQUE_XATTR
 
 
 def clean_path(path: str) -> str:

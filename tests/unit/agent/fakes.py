@@ -9,10 +9,10 @@ AGENT = Path(__file__).resolve().parents[3] / "guest-agent"
 if str(AGENT) not in sys.path:
     sys.path.insert(0, str(AGENT))
 
-from labagent.cgroups import Cgroups  # noqa: E402
 from labagent.engine import Seams  # noqa: E402
-from labagent.nftrules import PortRule  # noqa: E402
-from labagent.runtime import Runtime  # noqa: E402
+from labagent.network.nftrules import PortRule  # noqa: E402
+from labagent.runtime.cgroups import Cgroups  # noqa: E402
+from labagent.runtime.crun import Runtime  # noqa: E402
 
 
 class FakeNetwork:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from labagent.client import ApiError, UnixConnection
-from labagent.logs import read_frames
+from labagent.containers.logs import read_frames
 
 from .conftest import docker_save, tar_bytes
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labagent.cgroups import mount_options
+from labagent.runtime.cgroups import mount_options
 
 MOUNTINFO = (
     "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"

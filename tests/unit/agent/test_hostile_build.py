@@ -28,7 +28,7 @@ from labagent.build.layer import ReservedName, tar_dir
 from labagent.build.rootview import RootView, image_path
 from labagent.client import ApiError
 from labagent.errors import BadParameter
-from labagent.imagestore import LAYER_TAR, LayerBlob
+from labagent.images.store import LAYER_TAR, LayerBlob
 
 VOLATILE = ("root/images", "root/tmp", "root/build-cache", "root/containers", "crun-state", "cgroup", "run")
 

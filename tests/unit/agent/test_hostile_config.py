@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labagent import ocispec, security
 from labagent.api import createfields
 from labagent.api.createbody import spec_from_body
 from labagent.client import UnixConnection
+from labagent.containers import ocispec, security
+from labagent.containers.model import Container
 from labagent.errors import BadParameter
-from labagent.model import Container
 
 BODIES = json.loads((Path(__file__).with_name("create_bodies.json")).read_text())["bodies"]
 DOCKER_RUN = BODIES["docker run -d --name x -p 8080:80 --memory 64m busybox"]

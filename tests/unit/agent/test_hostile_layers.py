@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from labagent import beneath
 from labagent.errors import BadParameter
-from labagent.layers import OPAQUE_XATTR, HashingReader, Limits, Whiteouts, unpack_context, unpack_layer
+from labagent.images.layers import OPAQUE_XATTR, HashingReader, Limits, Whiteouts, unpack_context, unpack_layer
 
 from .hostile import SECRET, Entry, plant, raw_header, snapshot, tar_of
 
@@ -169,7 +169,7 @@ def test_member_count_and_bytes_are_bounded(site: tuple[Path, Path]) -> None:
 
 
 def test_the_default_byte_budget_leaves_the_disk_a_reserve(site: tuple[Path, Path]) -> None:
-    from labagent.layers import MAX_LAYER_BYTES, byte_budget
+    from labagent.images.layers import MAX_LAYER_BYTES, byte_budget
 
     dest, _ = site
     fs = os.statvfs(dest)

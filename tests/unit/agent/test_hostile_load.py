@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labagent import imageload
 from labagent.client import ApiError
 from labagent.errors import BadParameter
-from labagent.imageload import load_archive
-from labagent.imagestore import ImageStore
-from labagent.layers import Whiteouts
+from labagent.images import load as imageload
+from labagent.images.layers import Whiteouts
+from labagent.images.load import load_archive
+from labagent.images.store import ImageStore
 
 from .conftest import sha, tar_bytes
 from .hostile import Entry, plant, snapshot, tar_of

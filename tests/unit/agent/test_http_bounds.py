@@ -18,8 +18,8 @@ import pytest
 from labagent.api.http import Server
 from labagent.api.limits import Limits
 from labagent.client import Client, UnixConnection
+from labagent.containers.logs import read_frames
 from labagent.engine import Engine
-from labagent.logs import read_frames
 from labagent.server import serve
 
 from .conftest import docker_save, tar_bytes

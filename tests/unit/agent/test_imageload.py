@@ -2,10 +2,10 @@ import gzip
 import json
 
 import pytest
-from labagent import busybox
 from labagent.errors import BadParameter, Conflict, NotFound
-from labagent.imageload import load_archive
-from labagent.imagestore import ImageStore, normalize
+from labagent.images import busybox
+from labagent.images.load import load_archive
+from labagent.images.store import ImageStore, normalize
 
 from .conftest import RecordingWhiteouts, docker_save, sha, tar_bytes
 

@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 from labagent.errors import BadParameter
-from labagent.layers import OPAQUE_XATTR, Whiteouts, unpack_layer
+from labagent.images.layers import OPAQUE_XATTR, Whiteouts, unpack_layer
 
 from .conftest import RecordingWhiteouts, tar_bytes
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from labagent.client import Client, UnixConnection
+from labagent.containers.logs import BLOCK, MAX_RECORD, Entry, LogFile, _parse, frame
 from labagent.engine import Engine
 from labagent.fsutil import parse_rfc3339, rfc3339
-from labagent.logs import BLOCK, MAX_RECORD, Entry, LogFile, _parse, frame
 from labagent.server import serve
 
 T0 = 1_700_000_000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labagent.nftrules import ruleset
+from labagent.network.nftrules import ruleset
 
 IIF = {"meta": {"key": "iifname"}}
 DADDR = {"payload": {"protocol": "ip", "field": "daddr"}}

@@ -4,8 +4,8 @@ import socket
 import struct
 
 import pytest
-from labagent import netlink
-from labagent.netlink import Rtnl, attr, docker_mac
+from labagent.network import netlink
+from labagent.network.netlink import Rtnl, attr, docker_mac
 
 
 def attrs(data: bytes) -> dict[int, bytes]:

@@ -6,10 +6,10 @@ import threading
 import time
 from pathlib import Path
 
+from labagent.containers.model import ContainerSpec
 from labagent.engine import Engine
-from labagent.filewatch import DirWatch
-from labagent.model import ContainerSpec
-from labagent.netpool import NETNS_PREFIX, VETH_PREFIX, NetnsPool, veth_of
+from labagent.network.pool import NETNS_PREFIX, VETH_PREFIX, NetnsPool, veth_of
+from labagent.runtime.filewatch import DirWatch
 
 from .fakes import PooledFakeNetwork, make_seams
 

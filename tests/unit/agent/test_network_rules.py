@@ -1,5 +1,5 @@
-from labagent.addressing import HostEntry, allocate_ip, render_hosts, resolv_conf
-from labagent.nftrules import PortRule, ruleset
+from labagent.network.addressing import HostEntry, allocate_ip, render_hosts, resolv_conf
+from labagent.network.nftrules import PortRule, ruleset
 
 
 def exprs(rules, chain):

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from labagent import ocispec, security
-from labagent.model import Container, ContainerSpec, Limits
+from labagent.containers import ocispec, security
+from labagent.containers.model import Container, ContainerSpec, Limits
 
 IMAGE = {"config": {"Cmd": ["sh"], "Env": ["PATH=/bin", "FROM_IMAGE=1"], "WorkingDir": "/srv"}}
 

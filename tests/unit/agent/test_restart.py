@@ -4,8 +4,8 @@ import os
 import signal
 import time
 
+from labagent.containers.model import ContainerSpec
 from labagent.engine import Engine
-from labagent.model import ContainerSpec
 
 
 def test_restarted_engine_readopts_a_running_container(tmp_path, seams):

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from labagent.runtime import signal_in_cgroup
+from labagent.runtime.crun import signal_in_cgroup
 
 
 def own_cgroup(pid: int) -> str:

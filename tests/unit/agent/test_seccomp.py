@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labagent import ocispec, security
-from labagent.model import Container, ContainerSpec
+from labagent.containers import ocispec, security
+from labagent.containers.model import Container, ContainerSpec
 
 EPERM, ENOSYS = 1, 38
 OPS = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",

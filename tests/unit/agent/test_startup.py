@@ -5,8 +5,8 @@ import socket
 import threading
 import time
 
-from labagent import busybox
 from labagent.engine import Engine
+from labagent.images import busybox
 from labagent.notify import Notifier, notify_address
 
 

@@ -1,8 +1,8 @@
 import dataclasses
 
 import pytest
+from labagent.containers.model import Container, ContainerSpec, Limits, PortBinding, check_name, parse_publish
 from labagent.errors import BadParameter
-from labagent.model import Container, ContainerSpec, Limits, PortBinding, check_name, parse_publish
 from labagent.units import parse_bytes, parse_cpus, parse_memory
 
 

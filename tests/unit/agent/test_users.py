@@ -7,11 +7,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from labagent import users
+from labagent.containers import users
+from labagent.containers.model import ContainerSpec
 from labagent.engine import Engine
 from labagent.errors import BadParameter, EngineError
 from labagent.fsutil import read_json
-from labagent.model import ContainerSpec
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/bin/false

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import BadParameter, Conflict, NotFound
+from ..fsutil import new_id, read_json, rmtree, write_json
+from ..runtime.crun import Runtime
 from . import users
-from .containers import ContainerStore
-from .errors import BadParameter, Conflict, NotFound
-from .fsutil import new_id, read_json, rmtree, write_json
 from .logs import STDERR, STDOUT
 from .ocispec import merge_env
-from .runtime import Runtime
+from .store import ContainerStore
 
 Sink = Callable[[int, bytes], None]
 

@@ -17,7 +17,7 @@ import logging
 import os
 from pathlib import Path
 
-from .libc import CLONE_NEWNS, LIBC, MS_BIND, MS_PRIVATE, MS_REC, MS_SLAVE, check
+from ..libc import CLONE_NEWNS, LIBC, MS_BIND, MS_PRIVATE, MS_REC, MS_SLAVE, check
 
 log = logging.getLogger(__name__)
 PIN = Path("/run/lab-agent/ns/mnt")

@@ -13,7 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from .fsutil import rmtree
+from ..fsutil import rmtree
 
 log = logging.getLogger(__name__)
 CONTROLLERS = ("cpu", "memory", "pids")

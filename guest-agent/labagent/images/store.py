@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import BadParameter, Conflict, NotFound
-from .fsutil import read_json, rmtree, write_json
+from ..errors import BadParameter, Conflict, NotFound
+from ..fsutil import read_json, rmtree, write_json
 from .layers import DEFAULT_LIMITS, HashingReader, Limits, Whiteouts, open_layer, stream_limit, unpack_layer
 
 REF_NAME = "org.opencontainers.image.ref.name"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .fsutil import parse_rfc3339, rfc3339
+from ..fsutil import parse_rfc3339, rfc3339
 
 STDOUT, STDERR = 1, 2
 STREAMS = {STDOUT: "stdout", STDERR: "stderr"}

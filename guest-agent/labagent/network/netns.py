@@ -12,7 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from .libc import CLONE_NEWNET, LIBC, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, check, last_error
+from ..libc import CLONE_NEWNET, LIBC, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, check, last_error
 from .netlink import Rtnl
 
 NETNS_DIR = Path("/run/netns")

@@ -9,8 +9,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from .fsutil import rfc3339
-from .imagestore import LAYER_TAR, Image, ImageStore, LayerBlob
+from ..fsutil import rfc3339
+from .store import LAYER_TAR, Image, ImageStore, LayerBlob
 
 TAG = "busybox:latest"
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"

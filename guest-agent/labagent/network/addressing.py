@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from .errors import EngineError
+from ..errors import EngineError
 
 BRIDGE = "labbr0"
 SUBNET = ipaddress.IPv4Network("172.31.0.0/24")

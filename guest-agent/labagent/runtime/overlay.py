@@ -6,8 +6,8 @@ import errno
 import os
 from pathlib import Path
 
-from .errors import EngineError
-from .libc import LIBC, MNT_DETACH, last_error
+from ..errors import EngineError
+from ..libc import LIBC, MNT_DETACH, last_error
 
 
 class Mounter:

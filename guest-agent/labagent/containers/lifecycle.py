@@ -15,19 +15,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import addressing, ocispec, users
-from .cgroups import Cgroups
-from .containers import ContainerStore
-from .errors import Conflict, EngineError, NotModified
-from .filewatch import DirWatch
-from .fsutil import new_id, read_json, rfc3339, rmtree, write_json
-from .imagestore import ImageStore
+from ..errors import Conflict, EngineError, NotModified
+from ..fsutil import new_id, read_json, rfc3339, rmtree, write_json
+from ..images.store import ImageStore
+from ..network import addressing
+from ..network.nftrules import PortRule
+from ..network.pool import NetnsPool, Slot
+from ..runtime.cgroups import Cgroups
+from ..runtime.crun import Runtime
+from ..runtime.filewatch import DirWatch
+from ..runtime.overlay import Mounter
+from ..runtime.supervisor import Supervisor
+from . import ocispec, users
 from .model import Container, ContainerSpec, ContainerState, NetworkState, PortBinding
-from .netpool import NetnsPool, Slot
-from .nftrules import PortRule
-from .overlay import Mounter
-from .runtime import Runtime
-from .supervisor import Supervisor
+from .store import ContainerStore
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0

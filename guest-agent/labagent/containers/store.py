@@ -6,8 +6,8 @@ import logging
 import threading
 from pathlib import Path
 
-from .errors import BadParameter, Conflict, NotFound
-from .fsutil import read_json, write_json
+from ..errors import BadParameter, Conflict, NotFound
+from ..fsutil import read_json, write_json
 from .logs import LogFile
 from .model import Container
 

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BadParameter, Conflict, EngineError
+from ..errors import BadParameter, Conflict, EngineError
 
 # Both shims first leave the engine's OOM score (-500) behind. On a node, crun 1.8 left a
 # container with oomScoreAdj 0 in its config.json at the inherited -500, outranking sshd.

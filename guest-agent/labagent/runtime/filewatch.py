@@ -11,7 +11,7 @@ import os
 import select
 from pathlib import Path
 
-from .libc import LIBC, last_error
+from ..libc import LIBC, last_error
 
 IN_CLOSE_WRITE, IN_MOVED_TO, IN_CREATE = 0x8, 0x80, 0x100
 IN_NONBLOCK, IN_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from .errors import BadParameter
+from ..errors import BadParameter
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 STATUSES = ("created", "running", "exited", "dead")

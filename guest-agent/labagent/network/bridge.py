@@ -1,6 +1,6 @@
 """The node side of container networking: bridge, netns + veth per container, nftables.
 
-Links and namespaces go through labagent.netlink/netns (stdlib sockets, no fork);
+Links and namespaces go through netlink.py/netns.py (stdlib sockets, no fork);
 nftables is imported on first use, so the host's unit tests import this without it.
 """
 
@@ -15,11 +15,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from . import netns, netpool
+from ..errors import EngineError
+from . import netns
 from .addressing import BRIDGE, GATEWAY, SUBNET
-from .errors import EngineError
 from .netlink import Rtnl, docker_mac
 from .nftrules import PortRule, ruleset
+from .pool import NETNS_PREFIX, veth_of
 
 log = logging.getLogger(__name__)
 NETNS_DIR = netns.NETNS_DIR
@@ -129,7 +130,7 @@ class Network:
         except OSError as exc:
             log.warning("cannot remove netns %s: %s", name, exc)
 
-    # the netns pool (netpool.NetnsPool drives these) -----------------------------------
+    # the netns pool (pool.NetnsPool drives these) -----------------------------------
     def build_slot(self, name: str, veth: str, ip: str) -> str:
         """A pooled netns, wired like attach() makes one; only the pool thread calls this."""
         return self._wire(self.pool_rtnl, name, veth, ip)
@@ -148,12 +149,12 @@ class Network:
     def sweep_pool(self) -> None:
         """Remove slots a previous engine left behind (it was killed before close())."""
         try:
-            names = [p.name for p in NETNS_DIR.iterdir() if p.name.startswith(netpool.NETNS_PREFIX)]
+            names = [p.name for p in NETNS_DIR.iterdir() if p.name.startswith(NETNS_PREFIX)]
         except OSError:
             return
         for name in names:
             log.info("removing leftover pooled netns %s", name)
-            self._unwire(self.rtnl, name, netpool.veth_of(name))
+            self._unwire(self.rtnl, name, veth_of(name))
 
     def publish(self, rules: list[PortRule]) -> None:
         """Replace the labagent table with DNAT for these rules plus masquerading.

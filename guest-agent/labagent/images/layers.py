@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .beneath import DIR_FLAGS, clean_relpath, is_beneath_error, makedirs_beneath, open_beneath, open_tree, opened
-from .errors import BadParameter, EngineError
-from .fsutil import remove_at
+from ..beneath import DIR_FLAGS, clean_relpath, is_beneath_error, makedirs_beneath, open_beneath, open_tree, opened
+from ..errors import BadParameter, EngineError
+from ..fsutil import remove_at
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META = ".wh..wh."  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): skipped, as moby does

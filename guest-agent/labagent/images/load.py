@@ -19,10 +19,10 @@ import zlib
 from pathlib import Path
 from typing import IO, Any
 
-from .beneath import clean_relpath
-from .errors import BadParameter
-from .imagestore import LAYER_GZIP, LAYER_TAR, REF_NAME, ImageStore, LayerBlob, Staging, digest_hex, normalize
+from ..beneath import clean_relpath
+from ..errors import BadParameter
 from .layers import DEFAULT_LIMITS, bounded_tarinfo
+from .store import LAYER_GZIP, LAYER_TAR, REF_NAME, ImageStore, LayerBlob, Staging, digest_hex, normalize
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .logs import STDERR, STDOUT, LogFile
+from ..containers.logs import STDERR, STDOUT, LogFile
 
 log = logging.getLogger(__name__)
 READ_SIZE = 65536

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import beneath
-from .errors import BadParameter
+from .. import beneath
+from ..errors import BadParameter
 
 MAX_FILE = 4 << 20
 MAX_ID = 2**31 - 1  # Docker's (runc's) range for uids and gids

@@ -1,0 +1,1 @@
+"""Images: the OCI layout store, layers unpacked once, docker-save/OCI loading, the built-in busybox."""

@@ -1,0 +1,1 @@
+"""Container networking on the node: the bridge, a netns and veth per container (and a pool of them), nftables."""

@@ -1,0 +1,1 @@
+"""Running containers on the node: crun under a shim, supervision, cgroups, mounts, the mount namespace."""
