@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -11,8 +12,9 @@ import sys
 import threading
 from pathlib import Path
 
-from .api.http import Server
+from .api.http import Handler, Request, Response, Server
 from .api.limits import GiB, Limits
+from .api.router import Router
 from .engine import Engine, Seams
 from .notify import Notifier
 from .runtime import mountns
@@ -20,6 +22,21 @@ from .runtime.crun import Runtime
 
 log = logging.getLogger("labagent")
 START_MODULES = ("overlay", "veth", "nft_ct", "nft_masq", "nft_nat", "nft_fib_ipv4")
+
+
+@functools.cache
+def api_router() -> Router:
+    """The router over every endpoint's table, built on first use (a request, or the warm-up).
+
+    Importing the endpoints costs start-up time under TCG, so it happens after READY.
+    """
+    from .api.tables import router
+
+    return router()
+
+
+def dispatch(handler: Handler) -> tuple[Request | None, Response | None]:
+    return api_router().dispatch(handler)
 
 
 def serve(socket_path: Path, engine: Engine, limits: Limits | None = None) -> Server:
@@ -30,7 +47,7 @@ def serve(socket_path: Path, engine: Engine, limits: Limits | None = None) -> Se
         socket_path.unlink()
     old = os.umask(0o177)
     try:
-        server = Server(str(socket_path), engine, limits)
+        server = Server(str(socket_path), engine, dispatch, limits)
     finally:
         os.umask(old)
     os.chmod(socket_path, 0o600)
@@ -44,8 +61,7 @@ def _warm_up(engine: Engine) -> None:
     bridge and nf_tables ones were autoloaded by the start-up itself), and the pool of
     ready-made network namespaces.
     """
-    from .api import routes  # noqa: F401
-
+    api_router()
     try:
         subprocess.run(["modprobe", "-a", *START_MODULES], check=False, capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:

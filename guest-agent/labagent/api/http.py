@@ -15,11 +15,11 @@ import select
 import socket
 import socketserver
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from .. import API_VERSION, ENGINE_VERSION
@@ -27,6 +27,9 @@ from ..errors import BadParameter, EngineError
 from .limits import Limits
 from .timedio import TimedReader
 from .wire import body_length, read_chunked, read_exactly, read_head
+
+if TYPE_CHECKING:
+    from ..interface import EngineInterface
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ class StreamWriter:
 class Request:
     def __init__(self, handler: Handler, path: str, version: str | None) -> None:
         self.handler = handler
-        self.limits: Limits = handler.server.limits  # type: ignore[attr-defined]
+        self.limits: Limits = handler.server.limits
         self.method = handler.command
         self.path = path
         self.version = version
@@ -225,6 +228,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = f"lab-agent/{ENGINE_VERSION}"
     sys_version = ""
     body_length: int | None = 0
+    server: Server  # the one that made this handler (socketserver types it as any BaseServer)
 
     def setup(self) -> None:
         """As StreamRequestHandler's, with the read side under the reader's two clocks."""
@@ -258,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         body = json.dumps({"message": message or HTTPStatus(code).phrase}).encode() + b"\n"
         try:
-            self.reader.settle(self.server.limits.io_timeout)  # type: ignore[attr-defined]
+            self.reader.settle(self.server.limits.io_timeout)
             self.send_response(code)
             self.standard_headers("application/json", len(body))
             self.send_header("Connection", "close")
@@ -271,7 +275,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         """Read one request head within bounds, settle its body's framing, dispatch it."""
-        limits: Limits = self.server.limits  # type: ignore[attr-defined]
+        limits = self.server.limits
         self.close_connection = True  # until a whole head says otherwise
         self.command, self.requestline, self.request_version = "", "", "HTTP/1.1"
         self.reader.await_request(limits.idle_timeout, limits.head_timeout)
@@ -306,9 +310,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _dispatch(self) -> None:
-        from .router import dispatch  # late: the router imports the routes, which import us
-
-        request, response = dispatch(self)
+        request, response = self.server.dispatch(self)
         if request is not None and not request.streamed and response is not None:
             self.send(response)
         if request is None or not request.body_consumed:
@@ -321,6 +323,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
+
+
+# Serves one parsed request: the request (None if its head was unusable) and the reply to
+# send (None once the endpoint streamed its own). The router's dispatch is one.
+Dispatch = Callable[[Handler], tuple[Request | None, Response | None]]
 
 
 class Server(socketserver.ThreadingUnixStreamServer):
@@ -339,8 +346,9 @@ class Server(socketserver.ThreadingUnixStreamServer):
     request_queue_size = 64
     IDLE_EXIT = 60.0
 
-    def __init__(self, path: str, engine: Any, limits: Limits | None = None) -> None:
+    def __init__(self, path: str, engine: EngineInterface, dispatch: Dispatch, limits: Limits | None = None) -> None:
         self.engine = engine
+        self.dispatch = dispatch
         self.limits = limits or Limits()
         self._work: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
         self._idle = 0

@@ -1,11 +1,16 @@
-"""Route table, API-version prefixes, and mapping engine errors to Docker's error bodies."""
+"""Matching requests to endpoints: the areas' route tables, API-version prefixes, error bodies.
+
+Each area module (system, containers, execs, images, builds) exports ROUTES, a table of
+(method, pattern, endpoint); tables.py lists the tables, and a Router is built from that
+list, so an endpoint is served only if a table names it.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from .. import API_VERSION, MIN_API_VERSION
@@ -18,20 +23,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 VERSIONED = re.compile(r"^/v(\d+\.\d+)(/.*)$")
-Route = Callable[..., Response | None]
-ROUTES: list[tuple[str, re.Pattern[str], Route]] = []
+# endpoint(engine, request, **path_parameters): a Response, or None once it streamed its own reply
+Endpoint = Callable[..., Response | None]
+Route = tuple[str, str, Endpoint]
 
 
-def route(method: str, pattern: str) -> Callable[[Route], Route]:
-    """Register a handler; `{name}` captures one path segment, `{name*}` the rest (image names)."""
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """`{name}` captures one path segment, `{name*}` the rest (image names have slashes)."""
     pattern = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)
-    regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
-
-    def register(func: Route) -> Route:
-        ROUTES.append((method, regex, func))
-        return func
-
-    return register
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -58,38 +58,52 @@ def check_version(version: str | None) -> Response | None:
     return None
 
 
-def dispatch(handler: Handler) -> tuple[Request | None, Response | None]:
-    from . import routes  # noqa: F401  (registers the handlers)
+class Router:
+    """The routes of the given tables, tried in order: the first match serves."""
 
-    path, version = split_version(handler.path)
-    try:
-        request = Request(handler, path, version)
-    except EngineError as exc:
-        return None, engine_error_response(exc)
-    bad_version = check_version(version)
-    if bad_version:
-        return request, bad_version
-    method = "GET" if handler.command == "HEAD" else handler.command
-    engine: Any = handler.server.engine  # type: ignore[attr-defined]
-    for verb, regex, func in ROUTES:
-        match = regex.match(path)
-        if match and verb == method:
-            try:
-                return request, func(engine, request, **match.groupdict())
-            except ClientGone:
+    def __init__(self, tables: Iterable[Sequence[Route]]) -> None:
+        self.routes = [(method, compile_pattern(pattern), endpoint)
+                       for table in tables for method, pattern, endpoint in table]
+
+    def endpoints(self) -> list[Endpoint]:
+        return [endpoint for _, _, endpoint in self.routes]
+
+    def match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+        for verb, regex, endpoint in self.routes:
+            found = regex.match(path)
+            if found and verb == method:
+                return endpoint, found.groupdict()
+        return None
+
+    def dispatch(self, handler: Handler) -> tuple[Request | None, Response | None]:
+        """Serve one request; Docker's JSON error bodies for what fails (none once streamed)."""
+        path, version = split_version(handler.path)
+        try:
+            request = Request(handler, path, version)
+        except EngineError as exc:
+            return None, engine_error_response(exc)
+        bad_version = check_version(version)
+        if bad_version:
+            return request, bad_version
+        found = self.match("GET" if handler.command == "HEAD" else handler.command, path)
+        if found is None:
+            return request, error_response("page not found", 404)
+        endpoint, params = found
+        try:
+            return request, endpoint(handler.server.engine, request, **params)
+        except ClientGone:
+            handler.close_connection = True
+            return request, None
+        except EngineError as exc:
+            if request.streamed:
                 handler.close_connection = True
                 return request, None
-            except EngineError as exc:
-                if request.streamed:
-                    handler.close_connection = True
-                    return request, None
-                return request, engine_error_response(exc)
-            except (BrokenPipeError, ConnectionResetError):
-                raise
-            except Exception as exc:
-                log.exception("%s %s failed", handler.command, path)
-                if request.streamed:
-                    handler.close_connection = True
-                    return request, None
-                return request, error_response(str(exc) or exc.__class__.__name__, 500)
-    return request, error_response("page not found", 404)
+            return request, engine_error_response(exc)
+        except (BrokenPipeError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            log.exception("%s %s failed", handler.command, path)
+            if request.streamed:
+                handler.close_connection = True
+                return request, None
+            return request, error_response(str(exc) or exc.__class__.__name__, 500)

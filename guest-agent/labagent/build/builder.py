@@ -31,7 +31,7 @@ from .layer import ReservedName, tar_dir
 from .rootview import RootView, image_path
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ..interface import EngineInterface
 
 Emit = Callable[[str], None]
 MAX_LAYERS = 125  # Docker's limit too: overlay stacks no more lower dirs than that on one mount
@@ -68,7 +68,7 @@ def _with_line(step: Instruction, exc: BadParameter) -> BadParameter:
 
 
 class Builder:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineInterface) -> None:
         self.engine = engine
         self.store = engine.images
         self.cache = engine.root / "build-cache"

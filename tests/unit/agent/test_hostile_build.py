@@ -455,7 +455,7 @@ def test_the_dockerfile_name_stays_in_the_context(client, engine, world, name) -
 
 
 def test_a_dockerfile_that_is_a_fifo_or_a_directory_is_not_read(tmp_path) -> None:
-    from labagent.api.buildroute import containerfile
+    from labagent.api.builds import containerfile
 
     os.mkfifo(tmp_path / "Dockerfile")
     (tmp_path / "Containerfile").mkdir()

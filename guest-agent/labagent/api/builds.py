@@ -18,12 +18,12 @@ from ..beneath import open_in_root, open_tree
 from ..build.builder import Builder
 from ..build.containerfile import MAX_BYTES
 from ..build.tree import NotRegular, reopen_regular
-from ..engine import Engine
 from ..errors import BadParameter, EngineError
 from ..fsutil import rmtree
 from ..images.layers import open_layer, unpack_context
+from ..interface import EngineInterface
 from .http import Request
-from .router import route
+from .router import Route
 
 BUILD_LOCK = threading.Lock()  # one build at a time: RUN steps are containers too
 
@@ -78,8 +78,7 @@ def receive_context(req: Request, dest: Path) -> None:
         rmtree(tarball)
 
 
-@route("POST", "/build")
-def build(engine: Engine, req: Request) -> None:
+def build(engine: EngineInterface, req: Request) -> None:
     if req.arg("remote"):
         raise BadParameter("remote build contexts are not supported: send a local directory")
     tags = parse_qs(urlsplit(req.handler.path).query).get("t", [])
@@ -105,3 +104,8 @@ def build(engine: Engine, req: Request) -> None:
         writer.close()
     finally:
         rmtree(context)
+
+
+ROUTES: list[Route] = [
+    ("POST", "/build", build),
+]

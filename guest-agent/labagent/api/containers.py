@@ -1,0 +1,138 @@
+"""Container endpoints: list, create, inspect, start/stop/restart/kill, wait, remove, logs, attach."""
+
+from __future__ import annotations
+
+import json
+
+from ..containers.model import check_name
+from ..errors import BadParameter, EngineError
+from ..interface import EngineInterface
+from ..runtime.crun import parse_signal
+from . import views
+from .createbody import spec_from_body
+from .http import Request, Response, json_response
+from .router import Route
+from .streams import batches, entry_bytes, stream_type
+
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+def list_containers(engine: EngineInterface, req: Request) -> Response:
+    items = engine.containers.all() if req.flag("all") else engine.containers.running()
+    limit = req.int_arg("limit")
+    if limit is not None and limit > 0:
+        items = items[:limit]
+    return json_response([views.container_summary(c) for c in items])
+
+
+def create(engine: EngineInterface, req: Request) -> Response:
+    name = req.arg("name")
+    if name:
+        name = check_name(name)
+    spec = spec_from_body(req.json())
+    container = engine.lifecycle.create(name, spec)
+    return json_response({"Id": container.id, "Warnings": []}, 201)
+
+
+def inspect(engine: EngineInterface, req: Request, ref: str) -> Response:
+    c = engine.containers.get(ref)
+    try:
+        image = engine.images.resolve(c.spec.image_id)
+        lowers, config = [str(p) for p in engine.images.layer_dirs(image)], image.config
+    except EngineError:  # the image was force-removed; the record still stands
+        lowers, config = [], {}
+    return json_response(views.container_inspect(c, str(engine.containers.bundle(c.id)), lowers, config))
+
+
+def start(engine: EngineInterface, req: Request, ref: str) -> Response:
+    engine.lifecycle.start(ref)
+    return Response(204)
+
+
+def stop(engine: EngineInterface, req: Request, ref: str) -> Response:
+    engine.lifecycle.stop(ref, float(req.int_arg("t", 10) or 0))
+    return Response(204)
+
+
+def restart(engine: EngineInterface, req: Request, ref: str) -> Response:
+    if engine.containers.get(ref).running:
+        engine.lifecycle.stop(ref, float(req.int_arg("t", 10) or 0))
+    engine.lifecycle.start(ref)
+    return Response(204)
+
+
+def kill(engine: EngineInterface, req: Request, ref: str) -> Response:
+    engine.lifecycle.kill(ref, parse_signal(req.arg("signal")))
+    return Response(204)
+
+
+def wait(engine: EngineInterface, req: Request, ref: str) -> None:
+    condition = req.arg("condition") or "not-running"
+    if condition not in WAIT_CONDITIONS:
+        raise BadParameter(f"invalid condition: {condition!r}")
+    container = engine.containers.get(ref)
+    writer = req.stream("application/json")  # headers now: the wait is registered
+    done = engine.lifecycle.wait(container, condition, req.client_gone)
+    error = {"Message": done.state.error} if done.state.error else None
+    writer.write(json.dumps({"StatusCode": done.state.exit_code, "Error": error}).encode() + b"\n")
+    writer.close()
+
+
+def remove(engine: EngineInterface, req: Request, ref: str) -> Response:
+    engine.remove_container(ref, force=req.flag("force"))
+    return Response(204)
+
+
+def logs(engine: EngineInterface, req: Request, ref: str) -> None:
+    """Streamed from disk (a tail read from the end of the file), so no log is held whole."""
+    c = engine.containers.get(ref)
+    stdout, stderr = req.flag("stdout"), req.flag("stderr")
+    if not (stdout or stderr):
+        raise BadParameter("You must choose at least one stream")
+    ts = req.flag("timestamps")
+    try:
+        since = float(req.arg("since") or 0)
+    except ValueError:
+        raise BadParameter(f"invalid since: {req.arg('since')!r}") from None
+    tail = req.int_arg("tail")
+    logfile = engine.containers.logfile(c.id)
+    end = logfile.end()  # the snapshot the past output is read up to, as one read() was
+    cursor = logfile.cursor(logfile.tail_start(tail, since, end) if tail is not None and tail >= 0 else 0)
+    writer = req.stream(stream_type(req))
+    for data in batches(entry_bytes(e, stdout, stderr, ts) for e in cursor.entries(since, end)):
+        writer.write(data)
+    if req.flag("follow"):
+        for entry in logfile.follow(cursor.offset, lambda: not c.running, req.client_gone):
+            writer.write(entry_bytes(entry, stdout, stderr, ts))
+    writer.close()
+
+
+def attach(engine: EngineInterface, req: Request, ref: str) -> None:
+    """Output only (no stdin): past output if logs=1, then live output until the next exit."""
+    c = engine.containers.get(ref)
+    stdout, stderr = req.flag("stdout"), req.flag("stderr")
+    logfile = engine.containers.logfile(c.id)
+    run = c.state.exits
+    writer = req.hijack(stream_type(req))
+    end = logfile.end()
+    cursor = logfile.cursor(0 if req.flag("logs") else end)
+    for data in batches(entry_bytes(e, stdout, stderr, False) for e in cursor.entries(until=end)):
+        writer.write(data)
+    if req.flag("stream"):
+        for entry in logfile.follow(cursor.offset, lambda: c.state.exits != run, req.client_gone):
+            writer.write(entry_bytes(entry, stdout, stderr, False))
+
+
+ROUTES: list[Route] = [
+    ("GET", "/containers/json", list_containers),
+    ("POST", "/containers/create", create),
+    ("GET", "/containers/{ref}/json", inspect),
+    ("POST", "/containers/{ref}/start", start),
+    ("POST", "/containers/{ref}/stop", stop),
+    ("POST", "/containers/{ref}/restart", restart),
+    ("POST", "/containers/{ref}/kill", kill),
+    ("POST", "/containers/{ref}/wait", wait),
+    ("DELETE", "/containers/{ref}", remove),
+    ("GET", "/containers/{ref}/logs", logs),
+    ("POST", "/containers/{ref}/attach", attach),
+]

@@ -1,0 +1,19 @@
+"""Every endpoint the engine serves: each area's route table, in the order they are matched.
+
+A new area module is served once its ROUTES are listed here (a unit test checks that no
+endpoint of the api package is left out of a table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import builds, containers, execs, images, system
+from .router import Route, Router
+
+TABLES: tuple[Sequence[Route], ...] = (system.ROUTES, containers.ROUTES, execs.ROUTES, images.ROUTES,
+                                       builds.ROUTES)
+
+
+def router() -> Router:
+    return Router(TABLES)

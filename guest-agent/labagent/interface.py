@@ -1,0 +1,33 @@
+"""What the API's endpoints and the image builder use of the engine, declared.
+
+labagent.engine.Engine is the one implementation; the endpoints name this Protocol, so
+they depend on these members only and a test may serve any object that has them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .containers.execs import Execs
+    from .containers.lifecycle import Lifecycle
+    from .containers.store import ContainerStore
+    from .images.store import ImageStore
+
+
+class EngineInterface(Protocol):
+    @property
+    def root(self) -> Path: ...
+    @property
+    def containers(self) -> ContainerStore: ...
+    @property
+    def images(self) -> ImageStore: ...
+    @property
+    def lifecycle(self) -> Lifecycle: ...
+    @property
+    def execs(self) -> Execs: ...
+
+    def load(self, tarball: Path) -> list[str]: ...
+    def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]: ...
+    def remove_container(self, ref: str, force: bool = False) -> None: ...
