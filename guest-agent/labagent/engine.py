@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .containers.execs import Execs
-from .containers.lifecycle import Lifecycle, NetworkLike
+from .containers.lifecycle import Lifecycle
 from .containers.store import ContainerStore
 from .images import busybox
 from .images.layers import Whiteouts
 from .images.load import load_archive
 from .images.store import ImageStore
 from .network.bridge import Network
+from .network.interface import ContainerNetwork
 from .runtime.cgroups import Cgroups
 from .runtime.crun import Runtime
 from .runtime.overlay import Mounter
@@ -28,7 +29,7 @@ class Seams:
     """Everything that touches the kernel, swappable for fakes in tests."""
 
     runtime: Runtime = field(default_factory=Runtime)
-    network: NetworkLike = field(default_factory=Network)
+    network: ContainerNetwork = field(default_factory=Network)
     cgroups: Cgroups = field(default_factory=Cgroups)
     mounter: Mounter = field(default_factory=Mounter)
     whiteouts: Whiteouts = field(default_factory=Whiteouts)
@@ -56,10 +57,10 @@ class Engine:
         last, so it does not compete with the rest of the start-up for the one vCPU.
         """
         self.seams.cgroups.setup()
-        for step in ("setup", "sweep_pool"):
-            method = getattr(self.seams.network, step, None)
-            if method:
-                method()
+        self.seams.network.setup()
+        wiring = self.seams.network.slot_wiring()
+        if wiring is not None:
+            wiring.sweep_pool()
         self.adopt()
         self.build_busybox_in_background()
 

@@ -13,12 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..errors import Conflict, EngineError, NotModified
 from ..fsutil import new_id, read_json, rfc3339, rmtree, write_json
 from ..images.store import ImageStore
 from ..network import addressing
+from ..network.interface import ContainerNetwork, SlotWiring
 from ..network.nftrules import PortRule
 from ..network.pool import NetnsPool, Slot
 from ..runtime.cgroups import Cgroups
@@ -35,24 +36,13 @@ START_TIMEOUT = 60.0
 EXIT_CHECK = 0.05  # seconds between looks at the record while crun starts a container
 
 
-class NetworkLike(Protocol):
-    gateway: str
-    prefix: int
-
-    def netns_path(self, cid: str) -> str: ...
-    def attach(self, cid: str, ip: str) -> str: ...
-    def detach(self, cid: str, veth: str = "") -> None: ...
-    def publish(self, rules: list[PortRule]) -> None: ...
-    def port_in_use(self, port: int, proto: str, host_ip: str = "") -> bool: ...
-
-
 class ClientGone(Exception):
     """The HTTP client hung up while we waited on its behalf."""
 
 
 class Lifecycle:
     def __init__(self, store: ContainerStore, images: ImageStore, runtime: Runtime,
-                 network: NetworkLike, cgroups: Cgroups, mounter: Mounter,
+                 network: ContainerNetwork, cgroups: Cgroups, mounter: Mounter,
                  resolv: Path = Path("/etc/resolv.conf")) -> None:
         self.store, self.images, self.runtime = store, images, runtime
         self.network, self.cgroups, self.mounter = network, cgroups, mounter
@@ -60,15 +50,17 @@ class Lifecycle:
         self._starting: set[str] = set()
         self._op_locks: dict[str, threading.Lock] = {}
         self.pool: NetnsPool | None = None
+        self._wiring: SlotWiring | None = None  # the network's side of the pool, once enabled
         self._slots: dict[str, Slot] = {}  # taken from the pool, not yet claimed
         self.supervisor = Supervisor()
 
     def enable_pool(self, size: int = 2) -> None:
         """Keep `size` ready-made network namespaces, if the network can build them."""
-        build, destroy = getattr(self.network, "build_slot", None), getattr(self.network, "destroy_slot", None)
-        if self.pool is not None or build is None or destroy is None or size <= 0:
+        wiring = self.network.slot_wiring()
+        if self.pool is not None or wiring is None or size <= 0:
             return
-        self.pool = NetnsPool(build, destroy, self._allocate_for_pool, size)
+        self._wiring = wiring
+        self.pool = NetnsPool(wiring.build_slot, wiring.destroy_slot, self._allocate_for_pool, size)
         self.pool.start()
 
     def close_pool(self) -> None:
@@ -201,8 +193,8 @@ class Lifecycle:
                 veth = container.network.veth
                 undo.append(lambda: self.network.detach(cid, veth))
                 slot = self._slots.pop(cid, None)
-                if slot is not None:
-                    self.network.claim(slot.netns, cid)  # type: ignore[attr-defined]
+                if slot is not None and self._wiring is not None:
+                    self._wiring.claim(slot.netns, cid)
                 else:
                     container.network.mac = self.network.attach(cid, container.network.ip)
             procs = self.cgroups.prepare(cid)

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import EngineError
 from . import netns
 from .addressing import BRIDGE, GATEWAY, SUBNET
+from .interface import SlotWiring
 from .netlink import Rtnl, docker_mac
 from .nftrules import PortRule, ruleset
 from .pool import NETNS_PREFIX, veth_of
@@ -131,6 +132,10 @@ class Network:
             log.warning("cannot remove netns %s: %s", name, exc)
 
     # the netns pool (pool.NetnsPool drives these) -----------------------------------
+    def slot_wiring(self) -> SlotWiring:
+        """This network builds the pool's slots itself."""
+        return self
+
     def build_slot(self, name: str, veth: str, ip: str) -> str:
         """A pooled netns, wired like attach() makes one; only the pool thread calls this."""
         return self._wire(self.pool_rtnl, name, veth, ip)

@@ -10,6 +10,7 @@ if str(AGENT) not in sys.path:
     sys.path.insert(0, str(AGENT))
 
 from labagent.engine import Seams  # noqa: E402
+from labagent.network.interface import SlotWiring  # noqa: E402
 from labagent.network.nftrules import PortRule  # noqa: E402
 from labagent.runtime.cgroups import Cgroups  # noqa: E402
 from labagent.runtime.crun import Runtime  # noqa: E402
@@ -26,6 +27,13 @@ class FakeNetwork:
         self.rules: list[PortRule] = []
         self.busy_ports: set[int] = set()
         self.fail_attach = False
+        self.set_up = 0
+
+    def setup(self) -> None:
+        self.set_up += 1
+
+    def slot_wiring(self) -> SlotWiring | None:
+        return None  # no pool: every start wires its own netns
 
     def netns_path(self, cid: str) -> str:
         return f"/run/netns/lab-{cid[:12]}"
@@ -54,6 +62,13 @@ class PooledFakeNetwork(FakeNetwork):
         self.slots: dict[str, str] = {}  # netns -> veth, built and not yet destroyed
         self.claimed: dict[str, str] = {}  # cid -> slot netns
         self.detached: list[tuple[str, str]] = []
+        self.swept = 0
+
+    def slot_wiring(self) -> SlotWiring:
+        return self
+
+    def sweep_pool(self) -> None:
+        self.swept += 1
 
     def build_slot(self, name: str, veth: str, ip: str) -> str:
         self.slots[name] = veth

@@ -11,7 +11,7 @@ from labagent.engine import Engine
 from labagent.network.pool import NETNS_PREFIX, VETH_PREFIX, NetnsPool, veth_of
 from labagent.runtime.filewatch import DirWatch
 
-from .fakes import PooledFakeNetwork, make_seams
+from .fakes import FakeNetwork, PooledFakeNetwork, make_seams
 
 
 class Builder:
@@ -131,6 +131,7 @@ def test_engine_starts_containers_in_pooled_namespaces(tmp_path: Path) -> None:
     seams.network = net
     engine = Engine(tmp_path / "root", seams)
     engine.startup()
+    assert (net.set_up, net.swept) == (1, 1)  # the bridge, then leftovers of an earlier engine
     engine.warm(pool_size=2)
     try:
         pool = engine.lifecycle.pool
@@ -151,3 +152,19 @@ def test_engine_starts_containers_in_pooled_namespaces(tmp_path: Path) -> None:
         engine.remove_container("two", force=True)
         engine.shutdown()
     assert net.slots == {}  # unused slots removed at stop
+
+
+def test_a_network_without_slot_wiring_gets_no_pool_and_wires_each_start(tmp_path: Path) -> None:
+    seams = make_seams(tmp_path / "seams")
+    net = seams.network
+    assert isinstance(net, FakeNetwork)
+    engine = Engine(tmp_path / "root", seams)
+    engine.startup()
+    engine.warm(pool_size=2)
+    assert engine.lifecycle.pool is None and net.set_up == 1
+    container = engine.lifecycle.create("one", ContainerSpec(image="busybox", image_id="", cmd=["sleep", "5"]))
+    try:
+        engine.lifecycle.start(container.id)
+        assert net.attached == {container.id: container.network.ip}
+    finally:
+        engine.remove_container(container.id, force=True)
