@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from .. import API_VERSION, ENGINE_VERSION
@@ -50,10 +50,17 @@ def error_response(message: str, status: int) -> Response:
     return json_response({"message": message}, status)
 
 
+class Sink(Protocol):
+    """The connection's buffered write side (socket.makefile("wb"))."""
+
+    def write(self, data: bytes, /) -> object: ...
+    def flush(self) -> object: ...
+
+
 class StreamWriter:
     """A response body sent as it is produced (chunked for HTTP/1.1, raw after a hijack)."""
 
-    def __init__(self, wfile: IO[bytes], chunked: bool) -> None:
+    def __init__(self, wfile: Sink, chunked: bool) -> None:
         self.wfile = wfile
         self.chunked = chunked
 

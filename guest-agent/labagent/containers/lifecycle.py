@@ -293,9 +293,11 @@ class Lifecycle:
         with self.store.lock:  # still "running" until cleaned up, so no start can interleave
             ip, veth = container.network.ip, container.network.veth
             container.network = NetworkState()
-        for step in (lambda: self.network.detach(cid, veth) if ip else None,
-                     lambda: self.mounter.unmount(bundle / "rootfs"),
-                     lambda: self.cgroups.remove(cid), self.refresh_network):
+        steps: list[Callable[[], None]] = [
+            lambda: self.network.detach(cid, veth) if ip else None,
+            lambda: self.mounter.unmount(bundle / "rootfs"),
+            lambda: self.cgroups.remove(cid), self.refresh_network]
+        for step in steps:
             try:
                 step()
             except Exception:

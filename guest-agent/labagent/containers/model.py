@@ -110,7 +110,8 @@ class Container:
         return self.state.status == "running"
 
     def to_dict(self) -> dict[str, Any]:
-        return plain(self)  # type: ignore[no-any-return]
+        record: dict[str, Any] = plain(self)
+        return record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Container:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import io
 import os
 import stat
 import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 from ..beneath import DIR_FLAGS, clean_relpath, is_beneath_error, makedirs_beneath, open_beneath, open_tree, opened
 from ..errors import BadParameter, EngineError
@@ -85,6 +86,12 @@ class Whiteouts:
         os.setxattr(dirfd, OPAQUE_XATTR, b"y")
 
 
+class Readable(Protocol):
+    """What a layer is unpacked from: tarfile's stream mode ("r|") only ever calls read()."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 class HashingReader:
     """Wraps a stream and hashes what passes, to check a layer's diff id while unpacking.
 
@@ -92,7 +99,7 @@ class HashingReader:
     archive are hashed too, and a gzip bomb of them would keep the engine busy for hours.
     """
 
-    def __init__(self, raw: IO[bytes], limit: int | None = None) -> None:
+    def __init__(self, raw: Readable, limit: int | None = None) -> None:
         self.raw = raw
         self.digest = hashlib.sha256()
         self.size = 0
@@ -135,6 +142,7 @@ def bounded_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
                              tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) and not 0 <= self.size <= limits.header:
                 raise BadParameter(f"an archive header of {self.size} bytes is larger than the "
                                    f"{limits.header} a header may hold")
+            # ignore: typeshed leaves out this private hook; tarfile defines and documents it
             return super()._proc_member(tarfile_)  # type: ignore[misc]
 
         def _proc_gnusparse_10(self, next_: Any, pax_headers: Any, tarfile_: Any) -> None:
@@ -143,13 +151,13 @@ def bounded_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
     return BoundedInfo
 
 
-def open_layer(path: Path) -> IO[bytes]:
+def open_layer(path: Path) -> io.BufferedIOBase:
     """A layer blob as an uncompressed tar stream (plain tar or gzip; zstd is refused)."""
     handle = open(path, "rb")  # noqa: SIM115 (the caller closes the stream)
     magic = handle.read(4)
     handle.seek(0)
     if magic[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=handle, mode="rb")
     if magic == b"\x28\xb5\x2f\xfd":
         handle.close()
         raise BadParameter("zstd-compressed layers are not supported: use gzip or plain tar")
@@ -378,7 +386,7 @@ def _explain(member: tarfile.TarInfo, exc: OSError) -> EngineError:
     return BadParameter(f"layer member {member.name!r}: {exc.strerror or exc}")
 
 
-def unpack_layer(stream: IO[bytes], dest: Path, whiteouts: Whiteouts | None = None, *,
+def unpack_layer(stream: Readable, dest: Path, whiteouts: Whiteouts | None = None, *,
                  devices: bool = True, limits: Limits | None = None) -> None:
     """Unpack an uncompressed tar stream into dest, which must exist and be empty.
 
@@ -389,17 +397,19 @@ def unpack_layer(stream: IO[bytes], dest: Path, whiteouts: Whiteouts | None = No
     _unpack(stream, dest, whiteouts or Whiteouts(), devices, limits or DEFAULT_LIMITS)
 
 
-def unpack_context(stream: IO[bytes], dest: Path, limits: Limits | None = None) -> None:
+def unpack_context(stream: Readable, dest: Path, limits: Limits | None = None) -> None:
     """Unpack a build context: like a layer, but `.wh.` names are plain files, and device nodes
     and FIFOs are refused (a tar cannot hold sockets)."""
     _unpack(stream, dest, None, False, limits or DEFAULT_LIMITS)
 
 
-def _unpack(stream: IO[bytes], dest: Path, whiteouts: Whiteouts | None, devices: bool, limits: Limits) -> None:
+def _unpack(stream: Readable, dest: Path, whiteouts: Whiteouts | None, devices: bool, limits: Limits) -> None:
     with open_tree(dest) as root:
         job = _Unpack(root, dest, whiteouts, devices, limits)
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|", tarinfo=bounded_tarinfo(limits))  # noqa: SIM115
+            # ignore: typeshed asks any fileobj for seek/tell/write, which stream mode never calls
+            tar: tarfile.TarFile = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115
+                fileobj=stream, mode="r|", tarinfo=bounded_tarinfo(limits))
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise BadParameter(f"the layer is not a valid tar archive: {exc}") from None
         with tar:
@@ -412,6 +422,7 @@ def _unpack(stream: IO[bytes], dest: Path, whiteouts: Whiteouts | None, devices:
                 if member is None:
                     break
                 # stream mode keeps every member it read; none is looked up again
+                # (ignore: TarFile.members is undocumented, so typeshed leaves it out)
                 tar.members.clear()  # type: ignore[attr-defined]
                 count += 1
                 if count > limits.members:

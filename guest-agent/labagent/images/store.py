@@ -260,7 +260,7 @@ class ImageStore:
             try:
                 with open_layer(self.blob_path(blob_digest)) as stream:
                     reader = HashingReader(stream, stream_limit(self.limits, tmp))
-                    unpack_layer(reader, tmp, self.whiteouts, limits=self.limits)  # type: ignore[arg-type]
+                    unpack_layer(reader, tmp, self.whiteouts, limits=self.limits)
                     got = reader.drain()
                 if got != diff_id:
                     raise BadParameter(f"layer {blob_digest} has diff id {got}, config says {diff_id}")

@@ -39,7 +39,8 @@ def create(name: str, rundir: Path = NETNS_DIR) -> Rtnl:
     _share_rundir(rundir)
     path = rundir / name
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-    result: dict[str, object] = {}
+    made: list[Rtnl] = []
+    failed: list[BaseException] = []
 
     def inside() -> None:
         try:
@@ -52,17 +53,17 @@ def create(name: str, rundir: Path = NETNS_DIR) -> Rtnl:
             except BaseException:
                 rtnl.close()
                 raise
-            result["rtnl"] = rtnl
+            made.append(rtnl)
         except BaseException as exc:
-            result["error"] = exc
+            failed.append(exc)
 
     thread = threading.Thread(target=inside, name=f"netns-{name}")
     thread.start()
     thread.join()
-    if "error" in result:
+    if failed:
         remove(name, rundir)
-        raise result["error"]  # type: ignore[misc]
-    return result["rtnl"]  # type: ignore[return-value]
+        raise failed[0]
+    return made[0]
 
 
 def remove(name: str, rundir: Path = NETNS_DIR) -> bool:

@@ -66,8 +66,8 @@ def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
     if text.isdigit():
         return int(text)
     try:
-        return int(signal.Signals(text if text.startswith("SIG") else f"SIG{text}"))
-    except ValueError:
+        return int(signal.Signals[text if text.startswith("SIG") else f"SIG{text}"])
+    except KeyError:
         raise BadParameter(f"invalid signal: {value}") from None
 
 

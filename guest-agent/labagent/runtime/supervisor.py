@@ -84,12 +84,12 @@ class Supervisor:
             for watched in pending:
                 self._adopt(watched)
             return
-        watched = self._by_fd.get(fd)
-        if watched is None:
+        owner = self._by_fd.get(fd)
+        if owner is None:
             return
-        if fd == watched.pidfd:
-            self._finish(watched)
-        elif not self._read(watched, fd) and mask & select.POLLHUP:
+        if fd == owner.pidfd:
+            self._finish(owner)
+        elif not self._read(owner, fd) and mask & select.POLLHUP:
             self._poller.unregister(fd)  # no writer left for now; the shim's exit ends it
 
     def _adopt(self, watched: Watched) -> None:

@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from labagent.runtime.crun import signal_in_cgroup
+from labagent.errors import BadParameter
+from labagent.runtime.crun import parse_signal, signal_in_cgroup
 
 
 def own_cgroup(pid: int) -> str:
@@ -44,3 +45,17 @@ def test_a_process_in_the_named_cgroup_gets_the_signal() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize(("value", "number"), [
+    ("SIGTERM", 15), ("TERM", 15), ("term", 15), ("15", 15), ("SIGHUP", 1), (9, 9), (None, 9), ("", 9),
+])
+def test_signals_are_named_as_docker_names_them(value: str | int | None, number: int) -> None:
+    """`docker kill -s TERM` sends signal=TERM (the name was looked up by value and refused)."""
+    assert parse_signal(value) == number
+
+
+@pytest.mark.parametrize("value", ["SIGNOPE", "NOPE", "-1x"])
+def test_an_unknown_signal_is_a_bad_parameter(value: str) -> None:
+    with pytest.raises(BadParameter, match="invalid signal"):
+        parse_signal(value)
