@@ -18,7 +18,7 @@ from fabric import Connection
 
 from .errors import RemoteError
 from .labfile import ContainerSpec
-from .paths import GUEST_AGENT_DIR
+from .paths import guest_agent_dir
 from .remote import remote_tempdir
 from .templating import render
 
@@ -41,16 +41,34 @@ def api_get_command(path: str) -> str:
 PING = api_get_command("/_ping")
 
 
+# What a node needs of guest-agent/: the engine's package and the docker shim. The agent's
+# README, its package metadata and what local tools leave there are not deployed.
+ARCHIVE_FOLDERS = ("labagent", "bin")
+
+
+def archive_sources(source: Path) -> list[Path]:
+    """The files of ARCHIVE_FOLDERS under SOURCE, in a stable order, without caches."""
+    found = (path for folder in ARCHIVE_FOLDERS for path in (source / folder).rglob("*"))
+    return sorted(
+        path for path in found
+        if path.is_file() and not any(
+            part == "__pycache__" or part.startswith(".") for part in path.relative_to(source).parts
+        )
+    )
+
+
 @lru_cache(maxsize=1)
 def agent_archive() -> tuple[bytes, str]:
-    """guest-agent/ as a tar.gz, with a version derived from its content."""
+    """The guest agent as a tar.gz, with a version derived from its content.
+
+    The same files give the same version, from a checkout or from an installed wheel.
+    """
     buffer = io.BytesIO()
     digest = hashlib.sha256()
+    source = guest_agent_dir()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for path in sorted(GUEST_AGENT_DIR.rglob("*")):
-            if "__pycache__" in path.parts or not path.is_file():
-                continue
-            name = str(path.relative_to(GUEST_AGENT_DIR))
+        for path in archive_sources(source):
+            name = str(path.relative_to(source))
             data = path.read_bytes()
             digest.update(name.encode() + b"\0" + data)
             _add(archive, name, data)

@@ -16,7 +16,7 @@ from . import specvalues
 from .errors import LabFileError, UserInputError
 from .expansion import expand, key_text
 from .names import RULE, is_dns_label
-from .paths import LABS_DIR
+from .paths import labs_dir
 from .specvalues import parse_publish
 from .units import parse_mebibytes
 
@@ -179,10 +179,10 @@ def locate(reference: str) -> Path:
     if not is_dns_label(reference):
         raise UserInputError(f"unknown lab {reference!r}: give a name in labs/ ({RULE}) or a path to a lab file")
     for suffix in (".yaml", ".yml"):
-        candidate = LABS_DIR / f"{reference}{suffix}"
+        candidate = labs_dir() / f"{reference}{suffix}"
         if candidate.is_file():
             return candidate
-    known = ", ".join(sorted(p.stem for p in LABS_DIR.glob("*.yaml"))) or "none"
+    known = ", ".join(sorted(p.stem for p in labs_dir().glob("*.yaml"))) or "none"
     raise UserInputError(f"unknown lab {reference!r} (labs/ has: {known})")
 
 

@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import os
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import platformdirs
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = PACKAGE_DIR.parent
-TEMPLATES_DIR = PROJECT_DIR / "templates"
-LABS_DIR = PROJECT_DIR / "labs"
-GUEST_AGENT_DIR = PROJECT_DIR / "guest-agent"
+
+def templates_dir() -> Path:
+    return _shipped("templates", "templates")
+
+
+def labs_dir() -> Path:
+    return _shipped("labs", "labs")
+
+
+def guest_agent_dir() -> Path:
+    """The guest agent's source tree: labagent/ and bin/ are what its deploy archive holds."""
+    return _shipped("guest-agent", "guest_agent")
+
+
+@cache
+def _shipped(folder: str, package: str) -> Path:
+    """A top-level folder of the repository, as a wheel carries it or as a checkout has it.
+
+    A wheel installs FOLDER as provisioner/shipped/PACKAGE (setup.py). An editable install
+    from a checkout has no such directory: the folder is next to the package, where the
+    repository's layout keeps it.
+    """
+    packaged = resources.files("provisioner").joinpath("shipped", package)
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / folder
 
 
 def lab_home() -> Path:

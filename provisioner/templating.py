@@ -8,14 +8,14 @@ from typing import Any
 
 import jinja2
 
-from .paths import TEMPLATES_DIR
+from .paths import templates_dir
 
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """`{{ value | sh }}` quotes VALUE as one shell word, for templates that are shell scripts."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        loader=jinja2.FileSystemLoader(templates_dir()),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -11,9 +11,9 @@ import json
 from dataclasses import asdict, dataclass
 
 from ..errors import UserInputError
-from ..paths import TEMPLATES_DIR
+from ..paths import templates_dir
 
-IMAGE_FILES_DIR = TEMPLATES_DIR / "image"
+IMAGE_FILES_DIR = templates_dir() / "image"
 
 # What every guest needs, and what the guest agent will need (PLATFORM-NOTES).
 BASE_PACKAGES = (

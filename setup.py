@@ -1,0 +1,34 @@
+"""The wheel's packages: provisioner, and the top-level folders lab ships, carried inside it.
+
+templates/, labs/ and guest-agent/ stay where the repository's layout keeps them; a wheel
+carries them as provisioner/shipped/<name>/, where provisioner.paths finds them once
+installed. Everything else is in pyproject.toml, which cannot list found packages and
+packages mapped from other folders together: that is the only reason for this file.
+"""
+
+from setuptools import find_namespace_packages, find_packages, setup
+
+# package in the wheel: (folder in the repository, which of its directories are shipped, all their files)
+SHIPPED = {
+    "provisioner.shipped.templates": ("templates", ["*"]),
+    "provisioner.shipped.labs": ("labs", ["*"]),
+    # What the agent's deploy archive is made of (provisioner/agent.py): the package and the shim.
+    "provisioner.shipped.guest_agent": ("guest-agent", ["labagent", "labagent.*", "bin"]),
+}
+
+
+def shipped_packages(package: str, folder: str, directories: list[str]) -> list[str]:
+    """PACKAGE and each shipped directory of FOLDER as its subpackage: setuptools ships the files
+    of listed packages only."""
+    found = find_namespace_packages(folder, include=directories, exclude=["*__pycache__*"])
+    return [package, *(f"{package}.{name}" for name in found)]
+
+
+shipped = [name for package, (folder, dirs) in SHIPPED.items() for name in shipped_packages(package, folder, dirs)]
+
+setup(
+    packages=[*find_packages(include=["provisioner", "provisioner.*"]), *shipped],
+    package_dir={package: folder for package, (folder, _dirs) in SHIPPED.items()},
+    package_data={name: ["*"] for name in shipped},
+    exclude_package_data={name: ["*.pyc"] for name in shipped},
+)
