@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs what lab needs on Debian 12: the host packages (QEMU, libvirt's QEMU driver and
 # headers, mmdebstrap), the account libvirt's QEMU driver expects, and a virtualenv in .venv
-# with the project. `./setup.sh --dev` adds the test and lint tools. Safe to re-run.
+# with the project. `./setup.sh --dev` adds the test and lint tools and the guest agent's
+# package. Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 extras=""
-[ "${1:-}" = "--dev" ] && extras="[dev]"
+agent=()
+if [ "${1:-}" = "--dev" ]; then
+  extras="[dev]"
+  agent=(-e ./guest-agent)  # the guest agent's package, so tests and tools import labagent
+fi
 
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -36,5 +41,5 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
-.venv/bin/python -m pip install -q -e ".${extras}"
+.venv/bin/python -m pip install -q -e ".${extras}" "${agent[@]}"
 echo "setup: done (.venv/bin/lab is ready)"
