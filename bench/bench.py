@@ -25,7 +25,7 @@ from pathlib import Path
 import platformdirs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from provisioner.guest import MEASURE_API_FLOOR, MEASURE_CONTAINERS
+from provisioner.report.measure import guest_measure_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB = [sys.executable, "-m", "provisioner.cli"]
@@ -89,9 +89,8 @@ class Bench:
             self.record(f"{label}: destroy (s)", timed("destroy", name, env=self.env))
 
     def containers(self, name: str) -> None:
-        script = MEASURE_CONTAINERS.read_text()
-        done = subprocess.run([*LAB, "ssh", name, "node1", "--", "sudo", "python3", "-", "10"],
-                              input=script, capture_output=True, text=True, env=self.env, cwd=ROOT)
+        done = subprocess.run([*LAB, "ssh", name, "node1", "--", *guest_measure_argv("containers", "10")],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, env=self.env, cwd=ROOT)
         if done.returncode != 0:
             print(f"  container benchmark failed: {done.stderr.strip()}")
             return
@@ -101,9 +100,8 @@ class Bench:
         self.record("container start back to back, engine (ms)", result["engine_back_to_back_median_s"] * 1000)
         self.record("container start back to back, bare crun (ms)", result["crun_back_to_back_median_s"] * 1000)
         self.record("engine RSS (MiB)", result["engine_rss_kib"] / 1024)
-        done = subprocess.run([*LAB, "ssh", name, "node1", "--", "sudo", "python3", "-"],
-                              input=MEASURE_API_FLOOR.read_text(), capture_output=True, text=True,
-                              env=self.env, cwd=ROOT)
+        done = subprocess.run([*LAB, "ssh", name, "node1", "--", *guest_measure_argv("api_floor")],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, env=self.env, cwd=ROOT)
         if done.returncode == 0:
             floor = json.loads(done.stdout.strip().splitlines()[-1])
             self.record("engine API round trip, GET /_ping (ms)", floor["ping_median_s"] * 1000)

@@ -37,23 +37,31 @@ class UnixConnection(http.client.HTTPConnection):
 
 
 class Client:
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, timeout: float | None = None) -> None:
         self.path = path or os.environ.get("LAB_AGENT_SOCKET", DEFAULT_SOCKET)
+        self.timeout = timeout  # per socket operation; None waits as long as the engine takes
 
     def request(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
-                raw: bytes | IO[bytes] | None = None, length: int | None = None) -> http.client.HTTPResponse:
-        """Send a request; raise ApiError for Docker-style error replies."""
+                raw: bytes | IO[bytes] | None = None, length: int | None = None,
+                close: bool = False) -> http.client.HTTPResponse:
+        """Send a request; raise ApiError for Docker-style error replies.
+
+        close=True asks the engine to close the connection after its reply, so its thread
+        is free for the next connection at once (what a measurement of one request wants).
+        """
         url = f"/v{API_VERSION}{path}"
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None})
         headers = {"Host": "localhost"}
+        if close:
+            headers["Connection"] = "close"
         data: Any = raw
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         if length is not None:
             headers["Content-Length"] = str(length)
-        conn = UnixConnection(self.path)
+        conn = UnixConnection(self.path, self.timeout)
         try:
             conn.request(method, url, body=data, headers=headers)
             response = conn.getresponse()

@@ -8,13 +8,13 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..agent import AGENT_DIR
 from ..errors import RemoteError
-from ..guest import MEASURE_CONTAINERS
 from ..images.store import Image, ImageStore
 from ..lab.inspect import status
 from ..lab.session import LabSession
 from ..paths import images_dir
-from ..remote import open_checked, remote_tempdir
+from ..remote import open_checked
 from ..state import LabState
 
 
@@ -36,6 +36,11 @@ class Comparison:
     verify: dict[str, str] = field(default_factory=dict)
 
 
+def guest_measure_argv(measurement: str, *args: str) -> list[str]:
+    """The argv that runs labagent.measure.<measurement> as root on a node, from the deployed agent."""
+    return ["sudo", "-n", "env", f"PYTHONPATH={AGENT_DIR}", "python3", "-m", f"labagent.measure.{measurement}", *args]
+
+
 def allocated_mib(path: Path) -> float:
     return path.stat().st_blocks * 512 / 2**20 if path.exists() else 0.0
 
@@ -53,11 +58,8 @@ def measure(name: str, runs: int = 5) -> Comparison:
     vm_disk = (allocated_mib(base.disk) if base else 0.0) + allocated_mib(Path(node.overlay))
     connection = open_checked(session.endpoint(node))
     try:
-        # A private mktemp dir: the script runs as root, so no other node user may plant or swap it.
-        workdir = remote_tempdir(connection, node.name, "lab-measure")
-        script = shlex.quote(f"{workdir}/measure.py")
-        connection.put(str(MEASURE_CONTAINERS), f"{workdir}/measure.py")
-        result = connection.run(f"sudo -n python3 {script} {int(runs)}; rc=$?; rm -rf {shlex.quote(workdir)}; exit $rc",
+        # Part of the agent deployed on the node: nothing to upload.
+        result = connection.run(shlex.join(guest_measure_argv("containers", str(int(runs)))),
                                 hide=True, warn=True, in_stream=False)
         if result.exited != 0:
             raise RemoteError(f"node {node.name}: measuring containers failed: {result.stderr.strip()[-200:]}")

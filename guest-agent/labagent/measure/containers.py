@@ -2,11 +2,12 @@
 
 Container start latency through the engine (API create + start until running) against bare
 `crun run` of an equivalent bundle, a running container's memory.current, and the disk its
-image layers and upper dir take. Sent over SSH by `lab report` and bench/bench.py; stdlib
-only, like the guest agent. Prints one JSON line.
+image layers and upper dir take. Run by `lab report` and bench/bench.py as
+`sudo env PYTHONPATH=/opt/lab-agent python3 -m labagent.measure.containers [RUNS]`; stdlib
+only, like the rest of the agent. Prints one JSON line.
 
 "Equivalent" bundle: config.json comes from the agent's own generator
-(labagent.ocispec.build_config, imported from /opt/lab-agent) for the same image and
+(labagent.containers.ocispec.build_config) for the same image and
 command, so it has the same six namespaces, cgroup v2 limits and cgroup placement under the
 engine's group, capabilities, no-new-privileges, masked and read-only paths, seccomp
 profile, devices and mounts (/etc/hosts, hostname, resolv.conf binds). Its rootfs is an
@@ -22,44 +23,45 @@ otherwise land in whichever run came next.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-SOCKET = "/run/lab-agent/engine.sock"
+from ..client import ApiError, Client
+from ..containers import ocispec
+from ..containers.logs import STDOUT
+from ..containers.model import Container, ContainerSpec
+from ..libc import CLONE_NEWNS, LIBC, MS_REC, MS_SLAVE, check
+from ..runtime.overlay import Mounter
+
 LAYERS = "/var/lib/lab-agent/layers"
-AGENT = "/opt/lab-agent"
 BARE_CGROUP_PARENT = "labagent"  # the engine's group: controllers already enabled there
-RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+DEFAULT_RUNS = 10
+CLIENT = Client(timeout=60)
 
 
-class UnixConnection(http.client.HTTPConnection):
-    def __init__(self) -> None:
-        super().__init__("localhost", timeout=60)
+def api(method: str, path: str, body: object | None = None, query: dict[str, Any] | None = None) -> Any:
+    """One engine API call (the engine's own client); an error reply ends the measurement."""
+    try:
+        return CLIENT.json(method, path, query, body)
+    except ApiError as exc:
+        raise SystemExit(f"{method} {path}: {exc.status} {exc.message}") from None
 
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(SOCKET)
 
-
-def api(method: str, path: str, body: object | None = None) -> object:
-    connection = UnixConnection()
-    payload = json.dumps(body).encode() if body is not None else None
-    connection.request(method, path, body=payload, headers={"Content-Type": "application/json"})
-    response = connection.getresponse()
-    data = response.read()
-    connection.close()
-    if response.status >= 400:
-        raise SystemExit(f"{method} {path}: {response.status} {data!r}")
-    return json.loads(data) if data.strip() else None
+def exec_output(exec_id: str) -> bytes:
+    """An exec session's stdout, started attached and read to its end."""
+    try:
+        frames = CLIENT.frames("POST", f"/exec/{exec_id}/start", body={"Detach": False})
+        return b"".join(data for stream, data in frames if stream == STDOUT)
+    except ApiError as exc:
+        raise SystemExit(f"POST /exec/{exec_id}/start: {exc.status} {exc.message}") from None
 
 
 def cpu_idle_share(window: float) -> float:
@@ -93,14 +95,13 @@ def engine_start_seconds(quiet: bool = True) -> float:
     if quiet:
         settle()
     started = time.monotonic()
-    created = api("POST", "/v1.43/containers/create", {"Image": "busybox", "Cmd": ["sleep", "60"]})
-    cid = created["Id"]  # type: ignore[index]
-    api("POST", f"/v1.43/containers/{cid}/start")
+    cid = api("POST", "/containers/create", {"Image": "busybox", "Cmd": ["sleep", "60"]})["Id"]
+    api("POST", f"/containers/{cid}/start")
     elapsed = time.monotonic() - started
-    while not api("GET", f"/v1.43/containers/{cid}/json")["State"]["Running"]:  # type: ignore[index]
+    while not api("GET", f"/containers/{cid}/json")["State"]["Running"]:
         time.sleep(0.005)
         elapsed = time.monotonic() - started
-    api("DELETE", f"/v1.43/containers/{cid}?force=1")
+    api("DELETE", f"/containers/{cid}", query={"force": 1})
     return elapsed
 
 
@@ -108,23 +109,18 @@ class BareBundle:
     """A bundle as the engine would write it for busybox `sleep 60`, minus the netns path."""
 
     def __init__(self, index: int) -> None:
-        sys.path.insert(0, AGENT)
-        from labagent import ocispec
-        from labagent.model import Container, ContainerSpec
-        from labagent.overlay import Mounter
-
-        image = api("GET", "/v1.43/images/busybox/json")
+        image = api("GET", "/images/busybox/json")
         self.name = f"bench-{os.getpid()}-{index}"
         self.dir = tempfile.mkdtemp(prefix="bench-bundle-")
         self.mounter = Mounter()
         root = os.path.join(self.dir, "rootfs")
         for sub in ("upper", "work", "rootfs"):
             os.mkdir(os.path.join(self.dir, sub))
-        lowers = [Path(LAYERS, d.removeprefix("sha256:")) for d in image["RootFS"]["Layers"]]  # type: ignore[index]
+        lowers = [Path(LAYERS, d.removeprefix("sha256:")) for d in image["RootFS"]["Layers"]]
         self.mounter.mount(lowers, Path(self.dir, "upper"), Path(self.dir, "work"), Path(root))
-        spec = ContainerSpec(image="busybox", image_id=image["Id"], cmd=["sleep", "60"])  # type: ignore[index]
+        spec = ContainerSpec(image="busybox", image_id=image["Id"], cmd=["sleep", "60"])
         container = Container(self.name, self.name, "", spec)
-        config = ocispec.build_config(container, {"config": image["Config"]}, Path(self.dir),  # type: ignore[index]
+        config = ocispec.build_config(container, {"config": image["Config"]}, Path(self.dir),
                                       Path(root), None, f"/{BARE_CGROUP_PARENT}/{self.name}")
         with open(os.path.join(self.dir, "config.json"), "w") as handle:
             json.dump(config, handle)
@@ -181,36 +177,29 @@ def disk_bytes(path: str) -> int:
 
 def running_container_costs() -> dict[str, int]:
     """memory.current of an idle container, and the disk of its layers and upper dir."""
-    cid = api("POST", "/v1.43/containers/create", {"Image": "busybox", "Cmd": ["sleep", "60"]})["Id"]  # type: ignore[index]
-    api("POST", f"/v1.43/containers/{cid}/start")
+    cid = api("POST", "/containers/create", {"Image": "busybox", "Cmd": ["sleep", "60"]})["Id"]
+    api("POST", f"/containers/{cid}/start")
     try:
         time.sleep(1)
-        exec_id = api("POST", f"/v1.43/containers/{cid}/exec",
-                      {"Cmd": ["cat", "/sys/fs/cgroup/memory.current"], "AttachStdout": True})["Id"]  # type: ignore[index]
-        connection = UnixConnection()
-        connection.request("POST", f"/v1.43/exec/{exec_id}/start", body=json.dumps({"Detach": False}),
-                           headers={"Content-Type": "application/json"})
-        raw = connection.getresponse().read()
-        connection.close()
-        memory = int(raw[8:].decode().split()[0]) if len(raw) > 8 else 0
-        graph = api("GET", f"/v1.43/containers/{cid}/json")["GraphDriver"]["Data"]  # type: ignore[index]
+        exec_id = api("POST", f"/containers/{cid}/exec",
+                      {"Cmd": ["cat", "/sys/fs/cgroup/memory.current"], "AttachStdout": True})["Id"]
+        words = exec_output(exec_id).decode().split()
+        memory = int(words[0]) if words else 0
+        graph = api("GET", f"/containers/{cid}/json")["GraphDriver"]["Data"]
         layers = sum(disk_bytes(lower) for lower in graph["LowerDir"].split(":"))
         upper = disk_bytes(graph["UpperDir"])
     finally:
-        api("DELETE", f"/v1.43/containers/{cid}?force=1")
+        api("DELETE", f"/containers/{cid}", query={"force": 1})
     return {"container_memory_bytes": memory, "layers_bytes": layers, "upper_bytes": upper}
 
 
 def private_mounts() -> None:
     """Mount the bare bundles where the engine mounts its rootfs: out of systemd's sight.
 
-    The engine keeps its mounts in a mount namespace of its own (labagent.mountns), so
+    The engine keeps its mounts in a mount namespace of its own (labagent.runtime.mountns), so
     systemd does not react to them; the bare side gets the same, or its unmounts would set
     systemd off during the engine's next start. Needs a single-threaded process: first.
     """
-    sys.path.insert(0, AGENT)
-    from labagent.libc import CLONE_NEWNS, LIBC, MS_REC, MS_SLAVE, check
-
     try:
         check(LIBC.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         check(LIBC.mount(None, b"/", None, MS_REC | MS_SLAVE, None), "make / a slave")
@@ -218,9 +207,11 @@ def private_mounts() -> None:
         raise SystemExit(f"cannot make a private mount namespace: {exc}") from None
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Quiet runs (each on a settled node) are the figures; back-to-back runs show what
     one start's leftovers cost the next, which a burst of starts would see."""
+    args = sys.argv[1:] if argv is None else argv
+    runs = int(args[0]) if args else DEFAULT_RUNS
     private_mounts()
     engine_start_seconds()  # warm caches once, as a user's second container would
     crun_start_seconds(-1)
@@ -228,9 +219,9 @@ def main() -> None:
     for mode, quiet in (("", True), ("back_to_back_", False)):
         engine: list[float] = []
         bare: list[float] = []
-        for index in range(RUNS):  # alternating, so both see the same noise
+        for index in range(runs):  # alternating, so both see the same noise
             engine.append(engine_start_seconds(quiet))
-            bare.append(crun_start_seconds(index + (0 if quiet else RUNS), quiet))
+            bare.append(crun_start_seconds(index + (0 if quiet else runs), quiet))
         figures.update({
             f"engine_{mode}median_s": statistics.median(engine), f"engine_{mode}all_s": engine,
             f"crun_{mode}median_s": statistics.median(bare), f"crun_{mode}all_s": bare,
