@@ -5,22 +5,17 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labagent.client import Client
+from labagent.engine import Engine, Seams
+from labagent.server import serve
 
-AGENT = Path(__file__).resolve().parents[3] / "guest-agent"
-sys.path.insert(0, str(AGENT))
-
-from labagent.client import Client  # noqa: E402
-from labagent.engine import Engine, Seams  # noqa: E402
-from labagent.server import serve  # noqa: E402
-
-from .fakes import FakeMounter, FakeNetwork, RecordingWhiteouts, make_seams  # noqa: E402
+from .fakes import FakeMounter, FakeNetwork, RecordingWhiteouts, make_seams
 
 __all__ = ["FakeMounter", "FakeNetwork", "RecordingWhiteouts"]
 

@@ -59,9 +59,8 @@ class EngineProcess:
 def start_engine(base: Path, timeout: float = 20) -> EngineProcess:
     """Start fakeengine.py and wait for its socket; its log goes to base/engine.log."""
     base.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(HERE.parents[2] / "guest-agent")}
-    with open(base / "engine.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(HERE / "fakeengine.py"), str(base)], env=env,
+    with open(base / "engine.log", "wb") as log:  # labagent is installed in the venv (setup.sh --dev)
+        proc = subprocess.Popen([sys.executable, str(HERE / "fakeengine.py"), str(base)],
                                 stdout=subprocess.DEVNULL, stderr=log)
     engine = EngineProcess(proc, base)
     deadline = time.monotonic() + timeout

@@ -5,15 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-AGENT = Path(__file__).resolve().parents[3] / "guest-agent"
-if str(AGENT) not in sys.path:
-    sys.path.insert(0, str(AGENT))
-
-from labagent.engine import Seams  # noqa: E402
-from labagent.network.interface import SlotWiring  # noqa: E402
-from labagent.network.nftrules import PortRule  # noqa: E402
-from labagent.runtime.cgroups import Cgroups  # noqa: E402
-from labagent.runtime.crun import Runtime  # noqa: E402
+from labagent.engine import Seams
+from labagent.network.interface import SlotWiring
+from labagent.network.nftrules import PortRule
+from labagent.runtime.cgroups import Cgroups
+from labagent.runtime.crun import Runtime
 
 
 class FakeNetwork:
