@@ -1,6 +1,6 @@
 """A stand-in for crun on the host: runs the container's process without namespaces.
 
-It understands just what labagent.runtime calls: run, kill, exec, delete. State lives in
+It understands just what labagent.runtime.crun calls: run, kill, exec, delete. State lives in
 --root as one file per container holding the process pid.
 """
 
