@@ -1,4 +1,7 @@
-"""The project's exception hierarchy; the CLI turns each into a one-line message."""
+"""The project's exception hierarchy; the CLI turns each into a one-line message.
+
+A failure's cause stays chained (`raise ... from error`): `lab --debug` prints it.
+"""
 
 
 class LabError(Exception):
@@ -57,3 +60,19 @@ class RemoteError(LabError):
 
 class BadNameError(UserInputError):
     """A lab, node or container name that is not of the allowed form; no path was built from it."""
+
+
+class HostKeyMismatch(RemoteError):
+    """A node presented a host key other than the pinned one: never retried."""
+
+
+class NodeUnreachable(RemoteError):
+    """SSH to a node could not connect or broke off (retried while a node boots)."""
+
+
+class NetworkError(LabError):
+    """No loopback port could be had for a forward or a link."""
+
+
+class DockerProxyError(LabError):
+    """The proxy to a node's engine could not be set up."""

@@ -192,13 +192,13 @@ def load(reference: str, environ: dict[str, str] | None = None) -> LabSpec:
         with path.open("rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as error:
-        raise LabFileError(f"{path}: cannot be read: {error.strerror}") from None
+        raise LabFileError(f"{path}: cannot be read: {error.strerror}") from error
     if len(data) > MAX_FILE_BYTES:
         raise LabFileError(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB; this is not a lab file")
     try:
         text = data.decode()
-    except UnicodeDecodeError:
-        raise LabFileError(f"{path}: not UTF-8 text") from None
+    except UnicodeDecodeError as error:
+        raise LabFileError(f"{path}: not UTF-8 text") from error
     return parse(text, str(path), environ)
 
 
@@ -210,14 +210,14 @@ def parse(text: str, source: str, environ: dict[str, str] | None = None) -> LabS
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or "not valid YAML"
-        raise LabFileError(f"{source}:{where}: invalid YAML: {problem}") from None
+        raise LabFileError(f"{source}:{where}: invalid YAML: {problem}") from error
     if not isinstance(raw, dict):
         raise LabFileError(f"{source}: a lab file is a mapping with name, nodes and links")
     raw = expand(raw, source, environ)
     try:
         model = LabFileModel.model_validate(raw)
     except ValidationError as error:
-        raise LabFileError(f"{source}: {describe(error)}") from None
+        raise LabFileError(f"{source}: {describe(error)}") from error
     return resolve(model, source)
 
 

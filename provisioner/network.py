@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import NetworkError
 from .state import all_labs
 
 LOOPBACK = "127.0.0.1"
@@ -64,7 +65,7 @@ class PortAllocator:
             if port not in self.reserved:
                 self.reserved.add(port)
                 return port
-        raise RuntimeError("no free loopback port found")
+        raise NetworkError("no free loopback port found: 100 the kernel offered were all reserved by labs")
 
 
 def port_is_free(port: int, kind: socket.SocketKind = socket.SOCK_STREAM) -> bool:
