@@ -1,7 +1,8 @@
-"""Deploying the guest agent (the container engine) into a node over SSH with fabric."""
+"""Deploying the guest agent (the container engine) into a node, through its NodeShell."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import io
@@ -14,12 +15,11 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from fabric import Connection
-
-from .errors import RemoteError
+from .errors import LabError, RemoteError
 from .labfile import ContainerSpec
 from .paths import guest_agent_dir
-from .remote import remote_tempdir
+from .remote.seam import NodeShell
+from .remote.tempdir import remote_tempdir
 from .templating import render
 
 AGENT_DIR = "/opt/lab-agent"
@@ -100,7 +100,7 @@ def _bytecode(source: Path, name: str) -> bytes:
 UPLOADS = ("agent.tar.gz", "lab-agent.service", "labctl", "lab-agent-veths.rules", "install.sh")
 
 
-def upload(connection: Connection, node: str) -> str:
+def upload(shell: NodeShell) -> str:
     """Send the agent, its unit and its install script to a fresh private directory; its path.
 
     The directory comes from the node's `mktemp -d` (0700, a name nobody could guess or
@@ -108,7 +108,7 @@ def upload(connection: Connection, node: str) -> str:
     """
     archive, version = agent_archive()
     context = {"agent_dir": AGENT_DIR, "socket": SOCKET, "state_root": STATE_ROOT}
-    workdir = remote_tempdir(connection, node, "lab-agent")
+    workdir = remote_tempdir(shell, "lab-agent")
     paths = {name: f"{workdir}/{name}" for name in UPLOADS}
     script = render(
         "agent-install.sh.j2", version=version, workdir=workdir, archive=paths["agent.tar.gz"],
@@ -124,9 +124,10 @@ def upload(connection: Connection, node: str) -> str:
     }
     try:
         for name in UPLOADS:
-            connection.put(io.BytesIO(contents[name]), paths[name])
+            shell.put(contents[name], paths[name])
     except BaseException:
-        connection.run(f"rm -rf {shlex.quote(workdir)}", hide=True, warn=True, in_stream=False)
+        with contextlib.suppress(LabError):  # the upload's own error is the one to report
+            shell.run(f"rm -rf {shlex.quote(workdir)}")
         raise
     return workdir
 
@@ -137,29 +138,25 @@ def install_command(workdir: str) -> str:
     return f"sudo -n sh {shlex.quote(workdir + '/install.sh')}; rc=$?; rm -rf {quoted}; exit $rc"
 
 
-def install(connection: Connection, node: str, workdir: str) -> None:
-    result = connection.run(install_command(workdir), hide=True, warn=True, in_stream=False)
-    if result.exited != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RemoteError(f"node {node}: installing the guest agent failed: {detail[0]}")
+def install(shell: NodeShell, workdir: str) -> None:
+    shell.run(install_command(workdir)).check(f"node {shell.node}: installing the guest agent failed")
 
 
-def wait_until_answering(connection: Connection, node: str, timeout: float = 120.0) -> None:
+def wait_until_answering(shell: NodeShell, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = connection.run(PING, hide=True, warn=True, in_stream=False)
-        if result.stdout.strip().endswith("OK"):
+        if shell.run(PING).stdout.strip().endswith("OK"):
             return
         time.sleep(0.25)
-    journal = connection.run(
-        "sudo -n journalctl -u lab-agent --no-pager -n 5 -o cat", hide=True, warn=True, in_stream=False
-    ).stdout.strip().replace("\n", " | ")
-    raise RemoteError(f"node {node}: the guest agent did not answer on {SOCKET} in {timeout:.0f} s: {journal}")
+    journal = shell.run("sudo -n journalctl -u lab-agent --no-pager -n 5 -o cat").stdout.strip().replace("\n", " | ")
+    raise RemoteError(
+        f"node {shell.node}: the guest agent did not answer on {SOCKET} in {timeout:.0f} s: {journal}"
+    )
 
 
-def deploy(connection: Connection, node: str) -> None:
-    install(connection, node, upload(connection, node))
-    wait_until_answering(connection, node)
+def deploy(shell: NodeShell) -> None:
+    install(shell, upload(shell))
+    wait_until_answering(shell)
 
 
 def start_container_command(name: str, spec: ContainerSpec) -> str:

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .cli_types import LAB_NAME, NODE_NAME
-from .console import RichReporter, err_console, out_console, print_json, reports_errors
+from .console import RichReporter, err_console, out_console, print_json, reports_errors, set_debug
 from .images.builder import ImageBuilder
 from .images.recipe import DEFAULT_IMAGE, recipe_named
 from .images.store import ImageStore
@@ -21,13 +21,19 @@ from .lab.boot import DEFAULT_TIMEOUT
 from .lab.create import CreateOptions, create
 from .lab.teardown import ABSENT, REFUSED, destroy, destroy_all
 from .paths import images_dir
+from .seams import Seams, real_seams
 from .state import Ledger
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lab")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="On failure show the causes; log SSH commands and libvirt calls.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """Labs of QEMU/KVM virtual machines, each with a container engine inside."""
+    set_debug(debug)
+    if not isinstance(ctx.obj, Seams):  # unit tests pass fakes as the context object
+        ctx.obj = real_seams()
 
 
 @main.command("create")
@@ -36,12 +42,13 @@ def main() -> None:
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds per node.")
 @click.option("--json", "as_json", is_flag=True, help="Print the lab's ledger as JSON.")
+@click.pass_obj
 @reports_errors
-def create_command(lab: str, connect: str | None, accel: str, timeout: float, as_json: bool) -> None:
+def create_command(seams: Seams, lab: str, connect: str | None, accel: str, timeout: float, as_json: bool) -> None:
     """Create LAB (a name in labs/ or a path to a lab file) and wait until every node is ready."""
     options = CreateOptions(connect=connect, accel=accel, timeout=timeout)
     with RichReporter() as reporter:
-        ledger = create(lab, options, reporter)
+        ledger = create(lab, options, reporter, seams)
     if as_json:
         print_json(json.loads(ledger.model_dump_json()))
         return
@@ -71,8 +78,9 @@ def phase_timings_table(ledger: Ledger) -> Table:
 @main.command("destroy")
 @click.argument("lab", type=LAB_NAME, required=False)
 @click.option("--all", "everything", is_flag=True, help="Destroy every lab.")
+@click.pass_obj
 @reports_errors
-def destroy_command(lab: str | None, everything: bool) -> None:
+def destroy_command(seams: Seams, lab: str | None, everything: bool) -> None:
     """Remove a lab's VMs, disks, keys and state; safe to repeat.
 
     Only what the lab's ledger records is removed, and only a directory holding a ledger
@@ -80,7 +88,7 @@ def destroy_command(lab: str | None, everything: bool) -> None:
     """
     if everything == bool(lab):
         raise click.UsageError("name one LAB, or pass --all")
-    results = destroy_all() if everything else {lab or "": destroy(lab or "")}
+    results = destroy_all(seams) if everything else {lab or "": destroy(lab or "", seams)}
     failed = False
     for name, result in results.items():
         problems = escape("; ".join(result.problems))
@@ -101,10 +109,11 @@ def destroy_command(lab: str | None, everything: bool) -> None:
 @main.command("status")
 @click.argument("lab", type=LAB_NAME)
 @click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
 @reports_errors
-def status_command(lab: str, as_json: bool) -> None:
+def status_command(seams: Seams, lab: str, as_json: bool) -> None:
     """Each node's state, SSH port, link addresses, boot id, uptime and timings."""
-    found = inspect.status(lab)
+    found = inspect.status(lab, seams)
     if as_json:
         print_json(found.to_dict())
         return
@@ -141,21 +150,23 @@ def list_command(as_json: bool) -> None:
 
 @main.command("stop")
 @click.argument("lab", type=LAB_NAME)
+@click.pass_obj
 @reports_errors
-def stop_command(lab: str) -> None:
+def stop_command(seams: Seams, lab: str) -> None:
     """Shut the nodes down; their disks stay."""
     with RichReporter() as reporter:
-        lifecycle.stop(lab, reporter)
+        lifecycle.stop(lab, reporter, seams)
 
 
 @main.command("start")
 @click.argument("lab", type=LAB_NAME)
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True)
+@click.pass_obj
 @reports_errors
-def start_command(lab: str, timeout: float) -> None:
+def start_command(seams: Seams, lab: str, timeout: float) -> None:
     """Start stopped nodes, including any killed behind lab's back."""
     with RichReporter() as reporter:
-        started = lifecycle.start(lab, reporter, timeout)
+        started = lifecycle.start(lab, reporter, seams, timeout)
     out_console.print(f"started: {', '.join(started) or 'nothing (all running)'}")
 
 
@@ -193,8 +204,9 @@ def inventory_command(lab: str, style: str) -> None:
 @click.argument("words", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--all", "everywhere", is_flag=True, help="Run on every node at once.")
 @click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
 @reports_errors
-def exec_command(lab: str, words: tuple[str, ...], everywhere: bool, as_json: bool) -> None:
+def exec_command(seams: Seams, lab: str, words: tuple[str, ...], everywhere: bool, as_json: bool) -> None:
     """Run a command on NODE, or on every node with --all: lab exec LAB NODE -- CMD."""
     words_list = list(words)
     nodes = None if everywhere else words_list[:1]
@@ -202,7 +214,7 @@ def exec_command(lab: str, words: tuple[str, ...], everywhere: bool, as_json: bo
     if not command:
         raise click.UsageError("give a command after --")
     # Like ssh: the words are joined with spaces and run by the remote shell.
-    results = access.execute(lab, nodes, " ".join(command))
+    results = access.execute(lab, nodes, " ".join(command), seams)
     if as_json:
         print_json([vars(result) for result in results])
     else:
@@ -259,14 +271,15 @@ def verify_command(
 @click.option("--html", "html_path", type=click.Path(path_type=Path), help="Also write an HTML page with a chart.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--runs", default=5, show_default=True, help="Container starts to take the median of.")
+@click.pass_obj
 @reports_errors
-def report_command(lab: str, html_path: Path | None, as_json: bool, runs: int) -> None:
+def report_command(seams: Seams, lab: str, html_path: Path | None, as_json: bool, runs: int) -> None:
     """VM versus container, side by side, measured on this lab."""
     from .report.measure import measure
     from .report.render import markdown, write_html
 
     with err_console.status(f"measuring lab {lab}"):
-        comparison = measure(lab, runs)
+        comparison = measure(lab, seams, runs)
     if as_json:
         print_json(vars(comparison))
     else:
@@ -316,10 +329,11 @@ def image_list(as_json: bool) -> None:
 @click.argument("lab", type=LAB_NAME)
 @click.argument("node", type=NODE_NAME)
 @click.argument("archive", type=click.Path(path_type=Path))
+@click.pass_obj
 @reports_errors
-def image_push(lab: str, node: str, archive: Path) -> None:
+def image_push(seams: Seams, lab: str, node: str, archive: Path) -> None:
     """Load a docker-save or OCI-layout tarball into NODE's container engine."""
-    out_console.print(engine.push_image(lab, node, archive))
+    out_console.print(engine.push_image(lab, node, archive, seams))
 
 
 @main.group("agent")
@@ -329,10 +343,11 @@ def agent_group() -> None:
 
 @agent_group.command("deploy")
 @click.argument("lab", type=LAB_NAME)
+@click.pass_obj
 @reports_errors
-def agent_deploy(lab: str) -> None:
+def agent_deploy(seams: Seams, lab: str) -> None:
     """Re-deploy the agent to every node; idempotent, and running containers are kept."""
-    for node in engine.deploy_agent(lab):
+    for node in engine.deploy_agent(lab, seams):
         out_console.print(f"{node}: guest agent answering")
 
 

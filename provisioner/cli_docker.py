@@ -10,14 +10,16 @@ import click
 from . import docker
 from .cli_types import LAB_NAME, NODE_NAME
 from .console import reports_errors
+from .seams import Seams
 
 
 @click.command("docker", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.argument("lab", type=LAB_NAME)
 @click.argument("node", type=NODE_NAME)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
 @reports_errors
-def docker_command(lab: str, node: str, args: tuple[str, ...]) -> None:
+def docker_command(seams: Seams, lab: str, node: str, args: tuple[str, ...]) -> None:
     """Run the host's docker CLI against NODE's engine: lab docker LAB NODE -- ps -a.
 
     The connection is the lab's SSH with the pinned host key; no TCP port is opened.
@@ -25,7 +27,7 @@ def docker_command(lab: str, node: str, args: tuple[str, ...]) -> None:
     words = list(args)
     if words[:1] == ["--"]:
         words = words[1:]
-    sys.exit(docker.run_docker(lab, node, words))
+    sys.exit(docker.run_docker(lab, node, words, seams))
 
 
 @click.command("docker-env")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -12,8 +13,10 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.traceback import Traceback
 
 from .errors import LabError
 
@@ -21,6 +24,32 @@ err_console = Console(stderr=True)
 out_console = Console()
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+LOGGER = logging.getLogger("provisioner")
+_debug_handler: logging.Handler | None = None
+
+
+def set_debug(enabled: bool) -> None:
+    """`lab --debug`: log SSH commands and libvirt calls to stderr, and show errors' causes."""
+    global _debug_handler
+    if _debug_handler is not None:
+        LOGGER.removeHandler(_debug_handler)
+        _debug_handler = None
+    if enabled:
+        _debug_handler = RichHandler(console=err_console, show_path=False, markup=False, rich_tracebacks=True)
+        LOGGER.addHandler(_debug_handler)
+    LOGGER.setLevel(logging.DEBUG if enabled else logging.WARNING)
+
+
+def debugging() -> bool:
+    return _debug_handler is not None
+
+
+def report_error(error: LabError) -> None:
+    """One line; under --debug the traceback and every chained cause come first."""
+    if debugging():
+        err_console.print(Traceback.from_exception(type(error), error, error.__traceback__))
+    err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
 
 
 def reports_errors(function: F) -> F:
@@ -34,7 +63,7 @@ def reports_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except LabError as error:
-            err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+            report_error(error)
             sys.exit(error.exit_code)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/yellow]")
@@ -45,8 +74,6 @@ def reports_errors(function: F) -> F:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
-
-
 
 
 class RichReporter:

@@ -19,33 +19,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
 
 from .agent import SOCKET
-from .errors import LabBusyError, LabError, MissingToolError
+from .errors import DockerProxyError, LabBusyError, MissingToolError
 from .lab.access import node_record
-from .lab.session import LabSession
+from .lab.session import endpoint_of, reaching
 from .processes import ProcessId, identify, is_running, terminate
-from .remote import Endpoint, open_checked
+from .remote.seam import Channel, Endpoint, NodeShell
+from .seams import Seams, real_seams
 from .state import LabState
 
 # socat's -t: how long it lingers after one side's end-of-file. The docker CLI half-closes
 # a hijacked attach/exec stream at once, so the answer must keep flowing long after that.
 BRIDGE_COMMAND = f"sudo -n socat -t 86400 - UNIX-CONNECT:{SOCKET}"
 CHUNK = 64 * 1024
-
-
-class Channel(Protocol):
-    """What the bridge needs from a paramiko Channel (fakes in tests)."""
-
-    def send(self, data: bytes) -> int: ...
-    def recv(self, nbytes: int) -> bytes: ...
-    def shutdown_write(self) -> None: ...
-    def close(self) -> None: ...
-
-
-class DockerProxyError(LabError):
-    """The proxy to a node's engine could not be set up."""
 
 
 def _send_all(send: Callable[[bytes], int], data: bytes) -> None:
@@ -151,37 +138,24 @@ def node_endpoint(lab: str, node: str) -> Endpoint:
     """The node's loopback SSH port with the lab's key and pinned known_hosts."""
     state = LabState(lab)
     ledger = state.load()
-    return LabSession(state, ledger).endpoint(node_record(ledger, node))
+    return endpoint_of(state, ledger, node_record(ledger, node))
 
 
-def channel_opener(endpoint: Endpoint) -> tuple[Callable[[], Channel], Callable[[], None]]:
-    """One pinned SSH connection; each call opens a channel running the engine bridge."""
-    connection = open_checked(endpoint)
-    transport = connection.client.get_transport()
-    if transport is None:
-        connection.close()
-        raise DockerProxyError(f"node {endpoint.node}: the SSH connection closed at once")
-
-    def opener() -> Channel:
-        channel = transport.open_session(timeout=10)
-        channel.exec_command(BRIDGE_COMMAND)
-        return channel  # type: ignore[no-any-return]
-
-    return opener, connection.close
+def channel_opener(shell: NodeShell) -> Callable[[], Channel]:
+    """Each call opens a channel running the engine bridge, over the node's one connection."""
+    return lambda: shell.channel(BRIDGE_COMMAND)
 
 
 @contextlib.contextmanager
-def proxied(endpoint: Endpoint) -> Iterator[str]:
+def proxied(shell: NodeShell) -> Iterator[str]:
     """A private unix socket forwarding to the node's engine, for the duration of the block."""
-    opener, disconnect = channel_opener(endpoint)
     workdir = Path(tempfile.mkdtemp(prefix="lab-docker-"))  # 0700 by mkdtemp
-    proxy = SocketProxy(workdir / "engine.sock", opener)
+    proxy = SocketProxy(workdir / "engine.sock", channel_opener(shell))
     threading.Thread(target=proxy.serve, daemon=True).start()
     try:
         yield f"unix://{proxy.path}"
     finally:
         proxy.close()
-        disconnect()
         with contextlib.suppress(OSError):
             workdir.rmdir()
 
@@ -193,14 +167,15 @@ def docker_binary() -> str:
     return found
 
 
-def run_docker(lab: str, node: str, args: list[str]) -> int:
+def run_docker(lab: str, node: str, args: list[str], seams: Seams) -> int:
     """`lab docker LAB NODE -- ARGS`: the host's docker CLI, through the proxy; its exit code."""
-    endpoint = node_endpoint(lab, node)
-    binary = docker_binary()
-    with proxied(endpoint) as host:
-        env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY")}
-        env["DOCKER_HOST"] = host
-        return subprocess.call([binary, *args], env=env)
+    with reaching(lab, seams) as nodes:
+        record = node_record(nodes.ledger, node)
+        binary = docker_binary()
+        with proxied(nodes.shell(record)) as host:
+            env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY")}
+            env["DOCKER_HOST"] = host
+            return subprocess.call([binary, *args], env=env)
 
 
 # `lab docker-env`: a proxy that outlives the command, for eval and for docker-py ------------
@@ -257,23 +232,20 @@ def _record_proxy(state: LabState, node: str, process: ProcessId | None) -> None
     state.save(ledger)
 
 
-def serve_background(lab: str, node: str) -> None:
+def serve_background(lab: str, node: str, seams: Seams) -> None:
     """The body of the detached proxy: serve until idle, the lab is gone, or SSH drops."""
     sock = socket_path(lab, node)
-    endpoint = node_endpoint(lab, node)
-    opener, disconnect = channel_opener(endpoint)
-    proxy = SocketProxy(sock, opener)
-    state = LabState(lab)
+    with reaching(lab, seams) as nodes:
+        proxy = SocketProxy(sock, channel_opener(nodes.shell(node_record(nodes.ledger, node))))
 
-    def keep_going() -> bool:
-        idle = time.monotonic() - proxy.last_activity
-        return state.exists() and (proxy.active > 0 or idle < IDLE_EXIT)
+        def keep_going() -> bool:
+            idle = time.monotonic() - proxy.last_activity
+            return nodes.state.exists() and (proxy.active > 0 or idle < IDLE_EXIT)
 
-    try:
-        proxy.serve(keep_going)
-    finally:
-        proxy.close()
-        disconnect()
+        try:
+            proxy.serve(keep_going)
+        finally:
+            proxy.close()
 
 
 def ensure_background(lab: str, node: str, timeout: float = 30.0) -> tuple[Path, int]:
@@ -327,4 +299,4 @@ def stop_background(lab: str, node: str) -> bool:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    serve_background(sys.argv[1], sys.argv[2])
+    serve_background(sys.argv[1], sys.argv[2], real_seams())

@@ -87,6 +87,8 @@ class LabState:
     from a name that could leave the state dir.
     """
 
+    lock_held = False  # True inside `locked()`: LabSession checks it
+
     def __init__(self, name: str, root: Path | None = None) -> None:
         self.name = lab_name(name)
         self.dir = (root or state_dir()) / self.name
@@ -162,7 +164,7 @@ class LabState:
             ledger = Ledger.model_validate_json(self.ledger_path.read_text())
         except (OSError, ValidationError) as error:
             first = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
-            raise LabError(f"{self.ledger_path}: not a readable ledger: {first}") from None
+            raise LabError(f"{self.ledger_path}: not a readable ledger: {first}") from error
         if ledger.name != self.name:
             raise LabError(f"{self.ledger_path}: the ledger is lab {ledger.name!r}'s, not {self.name!r}'s")
         return ledger
@@ -187,9 +189,11 @@ class LabState:
                 raise LabBusyError(
                     f"lab {self.name!r} is busy: another lab command is working on it"
                 ) from None
+            self.lock_held = True
             try:
                 yield
             finally:
+                self.lock_held = False
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import threading
@@ -13,6 +14,8 @@ import libvirt
 from ..errors import MissingToolError, UnreachableHypervisorError, UserInputError
 from ..templating import render
 from . import capabilities_cache
+
+log = logging.getLogger(__name__)
 
 # QEMU's monitor socket lives under the embedded root; UNIX socket paths stop at 108 bytes.
 MAX_EMBED_ROOT = 60
@@ -86,16 +89,18 @@ def open_connection(uri: str) -> libvirt.virConnect:
     if root is not None:
         prepare_embedded_root(root)
         capabilities_cache.seed(root)
+    log.debug("libvirt: open %s", uri)
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as error:
         message = (error.get_error_message() or str(error)).splitlines()[0]
-        raise UnreachableHypervisorError(f"cannot open libvirt at {uri}: {message}") from None
+        raise UnreachableHypervisorError(f"cannot open libvirt at {uri}: {message}") from error
 
 
 def close_connection(connection: libvirt.virConnect) -> None:
     try:
         root = embedded_root(connection.getURI())
+        log.debug("libvirt: close %s", connection.getURI())
         connection.close()
     except libvirt.libvirtError:
         return

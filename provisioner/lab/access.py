@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..errors import UserInputError
+from ..errors import RemoteError, UserInputError
 from ..names import node_name
-from ..remote import run_on_all
+from ..remote.seam import CommandResult, NodeShell
+from ..seams import Seams
 from ..state import LabState, Ledger, NodeRecord
 from ..templating import render
-from .session import LabSession
+from .session import reaching
 
 
 def node_record(ledger: Ledger, node: str) -> NodeRecord:
@@ -57,17 +58,26 @@ class ExecResult:
     error: str | None = None
 
 
-def execute(name: str, nodes: list[str] | None, command: str) -> list[ExecResult]:
+def _why(error: Exception) -> str:
+    """What kept a node from running the command: the transport's own words, as ssh would say."""
+    cause = error.__cause__ if isinstance(error, RemoteError) and error.__cause__ is not None else error
+    return f"{type(cause).__name__}: {cause}"
+
+
+def execute(name: str, nodes: list[str] | None, command: str, seams: Seams) -> list[ExecResult]:
     """Run one command on the chosen nodes (all when None) at once."""
-    state = LabState(name)
-    ledger = state.load()
-    chosen = [node_record(ledger, node) for node in nodes] if nodes else list(ledger.nodes.values())
-    session = LabSession(state, ledger)
-    results = run_on_all([session.endpoint(record) for record in chosen], command)
+
+    def run(shell: NodeShell) -> CommandResult:
+        return shell.run(command)
+
+    with reaching(name, seams) as lab:
+        ledger = lab.ledger
+        chosen = [node_record(ledger, node) for node in nodes] if nodes else list(ledger.nodes.values())
+        results = lab.on_each(chosen, run)
     return [
-        ExecResult(node, None, "", "", f"{type(result).__name__}: {result}")
+        ExecResult(node, None, "", "", _why(result))
         if isinstance(result, Exception)
-        else ExecResult(node, result.exited, result.stdout, result.stderr)
+        else ExecResult(node, result.exit_code, result.stdout, result.stderr)
         for node, result in results.items()
     ]
 

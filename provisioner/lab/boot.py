@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from fabric import Connection
 
 from .. import agent
 from ..errors import BootError, LabError
 from ..hypervisor.domain import qemu_pids
 from ..processes import identify
 from ..progress import Reporter
-from ..remote import run, wait_for_ssh
+from ..remote.fanout import fan_out, first_failure
+from ..remote.seam import NodeShell
 from ..state import NodeRecord
 from .session import LabSession
 
@@ -46,15 +44,11 @@ def bring_up(
     first_boot: bool = False,
 ) -> None:
     """Boot each node and wait until it is ready; the first failure is raised."""
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(names)))) as pool:
-        futures = [
-            pool.submit(_bring_up_one, session, session.ledger.nodes[name], reporter, timeout, first_boot)
-            for name in names
-        ]
-        errors = [future.exception() for future in futures]
-    failures = [error for error in errors if error is not None]
-    if failures:
-        raise failures[0]
+
+    def one(name: str) -> None:
+        _bring_up_one(session, session.ledger.nodes[name], reporter, timeout, first_boot)
+
+    first_failure(fan_out(names, one, parallel))
 
 
 def _bring_up_one(
@@ -77,10 +71,10 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
     def mark(phase: str) -> None:
         timings[phase] = round(time.monotonic() - started, 2)
 
-    domains = session.domains
+    hypervisor = session.hypervisor
     reporter.phase(record.name, "starting VM")
     Path(record.console_log).unlink(missing_ok=True)
-    domains.start(record.domain)
+    hypervisor.start(record.domain)
     mark("vm_started")
     pids = qemu_pids(record.overlay)
     record.pid = pids[0] if pids else None
@@ -89,7 +83,7 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
     session.save()
 
     def still_booting() -> str | None:
-        state = domains.state(record.domain)
+        state = hypervisor.state(record.domain)
         if state != "running":
             return f"the VM is {state}; console: {session.console_tail(record)}"
         return None
@@ -97,29 +91,26 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
     reporter.phase(record.name, "waiting for SSH")
     deadline = started + timeout
     try:
-        connection = wait_for_ssh(session.endpoint(record), timeout, still_booting)
+        shell = session.wait_for_shell(record, timeout, still_booting)
     except LabError as error:
-        raise BootError(f"{error}; console: {session.console_tail(record)}") from None
+        raise BootError(f"{error}; console: {session.console_tail(record)}") from error
     mark("ssh")
-    try:
-        # The agent needs only the user and sudo, which exist once SSH lets us in, so
-        # its upload and start overlap the end of cloud-init.
-        reporter.phase(record.name, "deploying the guest agent")
-        agent.install(connection, record.name, agent.upload(connection, record.name))
-        reporter.phase(record.name, "waiting for cloud-init")
-        _wait_for_cloud_init(session, record, connection, timeout, deadline)
-        mark("cloud_init")
-        reporter.phase(record.name, "waiting for the guest agent")
-        agent.wait_until_answering(connection, record.name)
-        mark("agent")
-        if first_boot and record.containers:
-            reporter.phase(record.name, f"starting {len(record.containers)} container(s)")
-            _start_containers(record, connection)
-            mark("containers")
-        reporter.phase(record.name, "returning boot memory to the host")
-        run(connection, RETURN_BOOT_MEMORY, timeout=60)
-    finally:
-        connection.close()
+    # The agent needs only the user and sudo, which exist once SSH lets us in, so
+    # its upload and start overlap the end of cloud-init.
+    reporter.phase(record.name, "deploying the guest agent")
+    agent.install(shell, agent.upload(shell))
+    reporter.phase(record.name, "waiting for cloud-init")
+    _wait_for_cloud_init(session, record, shell, timeout, deadline)
+    mark("cloud_init")
+    reporter.phase(record.name, "waiting for the guest agent")
+    agent.wait_until_answering(shell)
+    mark("agent")
+    if first_boot and record.containers:
+        reporter.phase(record.name, f"starting {len(record.containers)} container(s)")
+        _start_containers(record, shell)
+        mark("containers")
+    reporter.phase(record.name, "returning boot memory to the host")
+    shell.run(RETURN_BOOT_MEMORY, timeout=60)
     timings["ready"] = timings[list(timings)[-1]]
     record.timings = timings
     session.save()
@@ -127,7 +118,7 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
 
 
 def _wait_for_cloud_init(
-    session: LabSession, record: NodeRecord, connection: Connection, timeout: float, deadline: float
+    session: LabSession, record: NodeRecord, shell: NodeShell, timeout: float, deadline: float
 ) -> None:
     """Wait for cloud-init's result file rather than run `cloud-init status --wait`.
 
@@ -135,20 +126,21 @@ def _wait_for_cloud_init(
     """
     try:
         remaining = max(5.0, deadline - time.monotonic())
-        code, out, err = run(connection, WAIT_FOR_CLOUD_INIT, timeout=remaining)
-        errors = json.loads(out)["v1"]["errors"] if code == 0 else [(err or out).strip() or "no output"]
+        result = shell.run(WAIT_FOR_CLOUD_INIT, timeout=remaining)
+        if result.ok:
+            errors = json.loads(result.stdout)["v1"]["errors"]
+        else:
+            errors = [(result.stderr or result.stdout).strip() or "no output"]
     except Exception as error:
         raise BootError(
             f"node {record.name}: cloud-init did not finish in {timeout:.0f} s ({error}); "
             f"console: {session.console_tail(record)}"
-        ) from None
+        ) from error
     if errors:
         raise BootError(f"node {record.name}: cloud-init failed: {str(errors[0]).splitlines()[0]}")
 
 
-def _start_containers(record: NodeRecord, connection: Connection) -> None:
+def _start_containers(record: NodeRecord, shell: NodeShell) -> None:
     for name, spec in record.containers.items():
-        code, out, err = run(connection, agent.start_container_command(name, spec), timeout=300)
-        if code != 0:
-            detail = (err or out).strip().splitlines()[-1:] or ["no output"]
-            raise BootError(f"node {record.name}: container {name} did not start: {detail[0]}")
+        result = shell.run(agent.start_container_command(name, spec), timeout=300)
+        result.check(f"node {record.name}: container {name} did not start", BootError)

@@ -14,19 +14,19 @@ from ..errors import LabFileError, UserInputError
 from ..hosttools import require_tools
 from ..hypervisor import accel as acceleration
 from ..hypervisor.connection import embedded_root, embedded_uri
-from ..images.builder import ImageBuilder
 from ..images.recipe import Recipe, recipe_named
-from ..images.store import Image, ImageStore
+from ..images.store import Image
 from ..keys import generate_ed25519, read_public, write_key_pair, write_known_hosts
 from ..labfile import LabSpec
 from ..network import PortAllocator, allocation_lock, mac_address, ports_in_ledgers
-from ..paths import images_dir, lab_home, state_dir
+from ..paths import lab_home, state_dir
 from ..progress import Reporter
+from ..seams import Seams
 from ..state import LabState, Ledger, NodeRecord
 from ..units import parse_mebibytes
 from .boot import DEFAULT_TIMEOUT, bring_up
 from .nodes import domain_name, domain_spec, make_overlay, write_host_key, write_node_seed
-from .session import LabSession
+from .session import LabSession, locked_session
 from .teardown import teardown
 
 
@@ -59,7 +59,7 @@ def recipe_for(spec: LabSpec, node: str) -> Recipe:
     try:
         recipe = recipe_named(spec.nodes[node].image)
     except UserInputError as error:
-        raise LabFileError(f"{spec.source}: nodes.{node}.image: {error}") from None
+        raise LabFileError(f"{spec.source}: nodes.{node}.image: {error}") from error
     disk = spec.nodes[node].disk
     if disk is not None and parse_mebibytes(disk) < parse_mebibytes(recipe.disk_size):
         raise LabFileError(
@@ -68,7 +68,12 @@ def recipe_for(spec: LabSpec, node: str) -> Recipe:
     return recipe
 
 
-def create(reference: str, options: CreateOptions, reporter: Reporter) -> Ledger:
+def create(reference: str, options: CreateOptions, reporter: Reporter, seams: Seams) -> Ledger:
+    """Every resource is in the ledger before it exists; a failure removes them all again.
+
+    When the rollback itself meets problems, the lab's directory and ledger stay (phase
+    "failed") so that `lab destroy` can finish the job; otherwise nothing is left.
+    """
     spec = labfile.load(reference)
     check_fits_host(spec)
     recipes = {node.image: recipe_for(spec, node.name) for node in spec.nodes.values()}
@@ -78,22 +83,26 @@ def create(reference: str, options: CreateOptions, reporter: Reporter) -> Ledger
     if embedded_root(uri) is not None:
         require_tools("qemu-system-x86_64", "qemu-img")
     state.claim()
+    leftovers: list[str] = []
     try:
-        with state.locked():
-            ledger = Ledger(name=spec.name, uri=uri, source=spec.source, instance=uuid.uuid4().hex[:12])
-            session = LabSession(state, ledger)
+        ledger = Ledger(name=spec.name, uri=uri, source=spec.source, instance=uuid.uuid4().hex[:12])
+        with locked_session(state, seams, ledger) as session:
             session.save()
             try:
                 _create(session, spec, recipes, options, reporter)
             except BaseException:
                 reporter.note(f"rolling back lab {spec.name}")
-                teardown(session)
+                leftovers = teardown(session)
+                if leftovers:
+                    ledger.phase = "failed"
+                    session.save()
                 raise
-            finally:
-                session.close()
             return ledger
     except BaseException:
-        shutil.rmtree(state.dir, ignore_errors=True)
+        if leftovers:
+            reporter.note(f"the rollback left {'; '.join(leftovers)}: `lab destroy {spec.name}` removes the rest")
+        else:
+            shutil.rmtree(state.dir, ignore_errors=True)
         raise
 
 
@@ -109,12 +118,11 @@ def _create(
     chosen = acceleration.choose(options.accel)
     ledger.accel = chosen.name
     reporter.note(f"acceleration: {chosen.name} ({chosen.reason})")
-    session.open()  # an unreachable URI fails here, before anything is built or made
+    hypervisor = session.hypervisor  # an unreachable URI fails here, before anything is built or made
     images: dict[str, Image] = {}
-    builder = ImageBuilder(ImageStore(images_dir()), lambda text: reporter.phase("image", text))
     for name, recipe in recipes.items():
         reporter.phase("image", f"{name}: looking in the cache")
-        images[name] = builder.build(recipe)
+        images[name] = session.seams.image(recipe, lambda text: reporter.phase("image", text))
         reporter.done("image", f"{name} ready")
     ledger.timings["image"] = round(time.monotonic() - started, 2)
 
@@ -131,7 +139,7 @@ def _create(
         reporter.phase(node.name, "writing overlay and seed")
         make_overlay(images[node.image].disk, Path(record.overlay), node.disk)
         write_node_seed(state, ledger, spec, node)
-        session.domains.define(domain_spec(ledger, record, images[node.image], chosen))
+        hypervisor.define(domain_spec(ledger, record, images[node.image], chosen))
     bring_up(session, list(spec.nodes), reporter, options.timeout, options.parallel, first_boot=True)
     ledger.phase = "ready"
     ledger.timings["create"] = round(time.monotonic() - started, 2)

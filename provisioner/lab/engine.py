@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .. import agent
-from ..errors import RemoteError, UserInputError
-from ..remote import open_checked, remote_tempdir, run
-from ..state import LabState
+from ..errors import LabError, RemoteError, UserInputError
+from ..remote.fanout import first_failure
+from ..remote.seam import NodeShell
+from ..remote.tempdir import remote_tempdir
+from ..seams import Seams
 from .access import node_record
-from .session import LabSession
+from .session import reaching
 
 
-def deploy_agent(name: str) -> list[str]:
+def deploy_agent(name: str, seams: Seams) -> list[str]:
     """Idempotent: an unchanged agent keeps running, and containers survive a changed one."""
-    state = LabState(name)
-    session = LabSession(state, state.load())
-    records = list(session.ledger.nodes.values())
 
-    def deploy_one(node: str) -> str:
-        connection = open_checked(session.endpoint(session.ledger.nodes[node]))
-        try:
-            agent.deploy(connection, node)
-        finally:
-            connection.close()
-        return node
+    def deploy_one(shell: NodeShell) -> str:
+        agent.deploy(shell)
+        return shell.node
 
-    with ThreadPoolExecutor(max_workers=max(1, len(records))) as pool:
-        return list(pool.map(deploy_one, [record.name for record in records]))
+    with reaching(name, seams) as lab:
+        return list(first_failure(lab.on_each(list(lab.ledger.nodes.values()), deploy_one)).values())
 
 
 def load_command(workdir: str, remote: str) -> str:
@@ -37,25 +32,21 @@ def load_command(workdir: str, remote: str) -> str:
     return f"labctl load -i {shlex.quote(remote)}; rc=$?; rm -rf {shlex.quote(workdir)}; exit $rc"
 
 
-def push_image(name: str, node: str, archive: Path) -> str:
+def push_image(name: str, node: str, archive: Path, seams: Seams) -> str:
     """Send a docker-save or OCI-layout tarball from the host and load it into NODE's engine."""
     if not archive.is_file():
         raise UserInputError(f"{archive}: no such file")
-    state = LabState(name)
-    session = LabSession(state, state.load())
-    record = node_record(session.ledger, node)
-    connection = open_checked(session.endpoint(record))
-    try:
-        workdir = remote_tempdir(connection, node, "lab-push")
+    with reaching(name, seams) as lab:
+        shell = lab.shell(node_record(lab.ledger, node))
+        workdir = remote_tempdir(shell, "lab-push")
         remote = f"{workdir}/image.tar"
         try:
-            connection.put(str(archive), remote)
+            shell.put(archive, remote)
         except BaseException:
-            run(connection, f"rm -rf {shlex.quote(workdir)}")
+            with contextlib.suppress(LabError):  # the upload's own error is the one to report
+                shell.run(f"rm -rf {shlex.quote(workdir)}")
             raise
-        code, out, err = run(connection, load_command(workdir, remote))
-    finally:
-        connection.close()
-    if code != 0:
-        raise RemoteError(f"node {node}: loading {archive.name} failed: {(err or out).strip()}")
-    return out.strip()
+        result = shell.run(load_command(workdir, remote))
+    if not result.ok:
+        raise RemoteError(f"node {node}: loading {archive.name} failed: {(result.stderr or result.stdout).strip()}")
+    return result.stdout.strip()

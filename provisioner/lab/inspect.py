@@ -9,9 +9,10 @@ from typing import Any
 from .. import agent
 from ..errors import LabBusyError
 from ..hypervisor.domain import qemu_pids, resident_memory_kib
-from ..remote import run_on_all
-from ..state import LabState, Ledger, all_labs
-from .session import LabSession
+from ..remote.seam import CommandResult, NodeShell
+from ..seams import Seams
+from ..state import Ledger, all_labs
+from .session import LabNodes, locked_session, reaching
 
 PROBE = (
     "cat /proc/sys/kernel/random/boot_id; cut -d' ' -f1 /proc/uptime; "
@@ -47,21 +48,28 @@ class LabStatus:
         return asdict(self)
 
 
-def status(name: str) -> LabStatus:
-    state = LabState(name)
-    ledger = state.load()
-    try:
-        with state.locked():
-            session = LabSession(state, state.load())
-            try:
-                states = {r.name: session.domains.state(r.domain) for r in ledger.nodes.values()}
-            finally:
-                session.close()
-    except LabBusyError:
-        states = {node: "busy" for node in ledger.nodes}
+def status(name: str, seams: Seams) -> LabStatus:
+    with reaching(name, seams) as lab:
+        return status_of(lab)
+
+
+def status_of(lab: LabNodes) -> LabStatus:
+    """The ledger's word, checked against the hypervisor's (under the lock) and the guests'."""
+    ledger = lab.ledger
+    states = _domain_states(lab)
     nodes = [_node_status(ledger, node, states[node]) for node in ledger.nodes]
-    _probe_guests(state, ledger, [n for n in nodes if n.state == "running"])
+    _probe_guests(lab, [n for n in nodes if n.state == "running"])
     return LabStatus(ledger.name, ledger.phase, ledger.uri, ledger.accel, nodes, ledger.links, ledger.timings)
+
+
+def _domain_states(lab: LabNodes) -> dict[str, str]:
+    """Each node's domain state; "busy" while another command holds the lab's lock."""
+    try:
+        with locked_session(lab.state, lab.seams) as session:
+            hypervisor = session.hypervisor
+            return {r.name: hypervisor.state(r.domain) for r in lab.ledger.nodes.values()}
+    except LabBusyError:
+        return {node: "busy" for node in lab.ledger.nodes}
 
 
 def _node_status(ledger: Ledger, node: str, libvirt_state: str) -> NodeStatus:
@@ -78,18 +86,26 @@ def _node_status(ledger: Ledger, node: str, libvirt_state: str) -> NodeStatus:
     )
 
 
-def _probe_guests(state: LabState, ledger: Ledger, nodes: list[NodeStatus]) -> None:
+def _probe_guests(lab: LabNodes, nodes: list[NodeStatus]) -> None:
+    """Boot id, uptime and containers of each running node; a node that does not answer keeps none."""
     if not nodes:
         return
-    session = LabSession(state, ledger)
-    results = run_on_all([session.endpoint(ledger.nodes[n.name]) for n in nodes], PROBE)
+
+    def probe(shell: NodeShell) -> CommandResult:
+        return shell.run(PROBE)
+
+    results = lab.on_each([lab.ledger.nodes[n.name] for n in nodes], probe)
     for node in nodes:
         result = results[node.name]
-        if isinstance(result, Exception) or result.exited != 0:
+        if isinstance(result, Exception) or not result.ok:
             continue
         lines = result.stdout.splitlines()
         if len(lines) >= 2:
-            node.boot_id, node.uptime_s = lines[0].strip(), float(lines[1])
+            try:
+                uptime = float(lines[1])
+            except ValueError:
+                continue
+            node.boot_id, node.uptime_s = lines[0].strip(), uptime
             node.containers = _containers("\n".join(lines[2:]))
 
 

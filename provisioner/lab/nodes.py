@@ -30,7 +30,10 @@ def make_overlay(base: Path, overlay: Path, size: str | None) -> None:
         if not DISK_SIZE.fullmatch(size):
             raise HypervisorError(f"{overlay}: {size!r} is not a disk size in MiB")
         command.append(size)
-    done = subprocess.run(command, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True)
+    except OSError as error:
+        raise HypervisorError(f"qemu-img could not be run for {overlay}: {error.strerror or error}") from error
     if done.returncode != 0:
         raise HypervisorError(f"qemu-img could not create {overlay}: {done.stderr.strip()}")
 

@@ -17,6 +17,7 @@ from ..errors import LabError
 from ..hypervisor.connection import embedded_root
 from ..processes import ProcessId, terminate
 from ..removal import OutsideError, remove_beneath, remove_tree_beneath
+from ..seams import Seams
 from ..state import LabState, Ledger, all_labs
 from .session import LabSession
 
@@ -34,15 +35,17 @@ class Destroyed:
 def teardown(session: LabSession) -> list[str]:
     """Remove domains and end recorded processes; returns the problems met, if any."""
     problems: list[str] = []
-    try:
-        domains = session.domains
-        for record in session.ledger.nodes.values():
-            try:
-                domains.remove(record.domain)
-            except LabError as error:
-                problems.append(str(error))
-    except LabError as error:
-        problems.append(f"libvirt: {error}")
+    records = list(session.ledger.nodes.values())
+    if records:  # no node recorded, no domain defined: the hypervisor has nothing of the lab's
+        try:
+            hypervisor = session.hypervisor
+            for record in records:
+                try:
+                    hypervisor.remove(record.domain)
+                except LabError as error:
+                    problems.append(str(error))
+        except LabError as error:
+            problems.append(f"libvirt: {error}")
     session.close()
     problems += end_recorded_processes(session.ledger)
     return problems
@@ -106,7 +109,7 @@ def _remove(state: LabState, path: Path, problems: list[str], tree: bool) -> Non
         problems.append(f"{path}: {error.strerror or error}")
 
 
-def destroy(name: str) -> Destroyed:
+def destroy(name: str, seams: Seams) -> Destroyed:
     """Idempotent; only a directory holding this lab's ledger is touched."""
     state = LabState(name)
     if state.dir.is_symlink():
@@ -123,11 +126,11 @@ def destroy(name: str) -> Destroyed:
             ledger = state.load()
         except LabError as error:
             return Destroyed(REFUSED, [f"{error}; nothing removed"])
-        problems = teardown(LabSession(state, ledger))
+        problems = teardown(LabSession(state, ledger, seams))
         problems += remove_recorded(state, ledger)
     return Destroyed(DESTROYED, problems)
 
 
-def destroy_all() -> dict[str, Destroyed]:
+def destroy_all(seams: Seams) -> dict[str, Destroyed]:
     """Every lab that has a ledger; other directories in the state dir are not labs."""
-    return {lab.name: destroy(lab.name) for lab in all_labs() if lab.exists()}
+    return {lab.name: destroy(lab.name, seams) for lab in all_labs() if lab.exists()}

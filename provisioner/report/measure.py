@@ -11,11 +11,10 @@ from pathlib import Path
 from ..agent import AGENT_DIR
 from ..errors import RemoteError
 from ..images.store import Image, ImageStore
-from ..lab.inspect import status
-from ..lab.session import LabSession
+from ..lab.inspect import status_of
+from ..lab.session import reaching
 from ..paths import images_dir
-from ..remote import open_checked
-from ..state import LabState
+from ..seams import Seams
 
 
 @dataclass
@@ -45,28 +44,24 @@ def allocated_mib(path: Path) -> float:
     return path.stat().st_blocks * 512 / 2**20 if path.exists() else 0.0
 
 
-def measure(name: str, runs: int = 5) -> Comparison:
-    state = LabState(name)
-    ledger = state.load()
-    session = LabSession(state, ledger)
-    node = next(iter(ledger.nodes.values()))
-    nodes = status(name).nodes
-    rss = [n.rss_mib for n in nodes if n.rss_mib]
-    boot_ids = {n.boot_id for n in nodes if n.boot_id}
-    images = {image.name: image for image in ImageStore(images_dir()).images()}
-    base: Image | None = images.get(node.image)
-    vm_disk = (allocated_mib(base.disk) if base else 0.0) + allocated_mib(Path(node.overlay))
-    connection = open_checked(session.endpoint(node))
-    try:
+def measure(name: str, seams: Seams, runs: int = 5) -> Comparison:
+    """One connection per node for the whole report: the status probe's is reused here."""
+    with reaching(name, seams) as lab:
+        state, ledger = lab.state, lab.ledger
+        node = next(iter(ledger.nodes.values()))
+        nodes = status_of(lab).nodes
+        rss = [n.rss_mib for n in nodes if n.rss_mib]
+        boot_ids = {n.boot_id for n in nodes if n.boot_id}
+        images = {image.name: image for image in ImageStore(images_dir()).images()}
+        base: Image | None = images.get(node.image)
+        vm_disk = (allocated_mib(base.disk) if base else 0.0) + allocated_mib(Path(node.overlay))
+        shell = lab.shell(node)
         # Part of the agent deployed on the node: nothing to upload.
-        result = connection.run(shlex.join(guest_measure_argv("containers", str(int(runs)))),
-                                hide=True, warn=True, in_stream=False)
-        if result.exited != 0:
+        result = shell.run(shlex.join(guest_measure_argv("containers", str(int(runs)))))
+        if not result.ok:
             raise RemoteError(f"node {node.name}: measuring containers failed: {result.stderr.strip()[-200:]}")
-        figures = json.loads(result.stdout.strip().splitlines()[-1])
-        probe = connection.run("uname -r; labctl run --rm busybox uname -r", hide=True, warn=True, in_stream=False)
-    finally:
-        connection.close()
+        figures = _figures(node.name, result.stdout)
+        probe = shell.run("uname -r; labctl run --rm busybox uname -r")
     release, container_release = (probe.stdout.strip().splitlines() + ["", ""])[:2]
     verify_path = state.verify_results
     verify = json.loads(verify_path.read_text()) if verify_path.is_file() else {}
@@ -80,6 +75,17 @@ def measure(name: str, runs: int = 5) -> Comparison:
         kernel_release=release, container_kernel_shared=container_release == release,
         verify=verify,
     )
+
+
+def _figures(node: str, stdout: str) -> dict[str, float]:
+    """The measurement script's last line: one JSON object of figures."""
+    try:
+        figures = json.loads(stdout.strip().splitlines()[-1])
+        if not isinstance(figures, dict):
+            raise ValueError("not a JSON object")
+    except (IndexError, ValueError) as error:
+        raise RemoteError(f"node {node}: the container measurement printed no figures") from error
+    return figures
 
 
 def median(values: list[float]) -> float:

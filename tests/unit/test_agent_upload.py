@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,43 +14,31 @@ from provisioner import agent
 from provisioner.errors import RemoteError
 from provisioner.lab.engine import load_command
 from provisioner.labfile import ContainerSpec
+from provisioner.remote.seam import CommandResult, Endpoint
+from tests.unit.host.fakes import FakeNodes, FakeShell
 
 WORKDIR = "/tmp/lab-agent.Zq3xY7pA0b"
 
 
-@dataclass
-class Result:
-    exited: int = 0
-    stdout: str = ""
-    stderr: str = ""
-
-
-class FakeConnection:
-    """Records what lab asks of the node; mktemp answers with MKTEMP."""
-
-    def __init__(self, mktemp: Result | None = None, fail_put: bool = False) -> None:
-        self.mktemp = mktemp or Result(stdout=WORKDIR + "\n")
-        self.fail_put = fail_put
-        self.commands: list[str] = []
-        self.files: dict[str, bytes] = {}
-
-    def run(self, command: str, **_: Any) -> Result:
-        self.commands.append(command)
-        return self.mktemp if command.startswith("mktemp") else Result()
-
-    def put(self, local: io.BytesIO, remote: str) -> None:
-        if self.fail_put:
-            raise OSError("sftp: connection lost")
-        self.files[remote] = local.read()
+def shell_with(mktemp: CommandResult | None = None, fail_put: bool = False) -> tuple[FakeNodes, FakeShell]:
+    """A node whose mktemp answers MKTEMP (a good fresh directory by default)."""
+    nodes = FakeNodes()
+    nodes.answer("mktemp -d ", mktemp or CommandResult(0, WORKDIR + "\n"))
+    if fail_put:
+        nodes.put_error = RemoteError("node node1: copying failed: OSError: sftp: connection lost")
+    return nodes, nodes.connect(Endpoint("node1", 40001, "lab", Path("k"), Path("kh")))
 
 
 def test_every_upload_goes_into_the_fresh_mktemp_directory() -> None:
-    connection = FakeConnection()
-    workdir = agent.upload(connection, "node1")  # type: ignore[arg-type]
+    nodes, shell = shell_with()
+    workdir = agent.upload(shell)
     assert workdir == WORKDIR
-    assert connection.commands == ["mktemp -d /tmp/lab-agent.XXXXXXXXXX"]
-    assert sorted(connection.files) == sorted(f"{WORKDIR}/{name}" for name in agent.UPLOADS)
-    script = connection.files[f"{WORKDIR}/install.sh"].decode()
+    assert nodes.commands["node1"] == ["mktemp -d /tmp/lab-agent.XXXXXXXXXX"] + [
+        f"put {WORKDIR}/{name}" for name in agent.UPLOADS
+    ]
+    files = {remote: data for (node, remote), data in nodes.files.items()}
+    assert sorted(files) == sorted(f"{WORKDIR}/{name}" for name in agent.UPLOADS)
+    script = files[f"{WORKDIR}/install.sh"].decode()
     uploads = set(re.findall(r"/tmp/[^\s'\";,]*", script))
     assert uploads and all(path == WORKDIR or path.startswith(WORKDIR + "/") for path in uploads), uploads
     assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
@@ -61,22 +46,29 @@ def test_every_upload_goes_into_the_fresh_mktemp_directory() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    [Result(stdout="/tmp/lab-agent.x; rm -rf /\n"), Result(stdout="/tmp/lab-agent\n"), Result(stdout=""),
-     Result(stdout="/home/lab/lab-agent.Zq3xY7pA0b\n"), Result(stdout="/tmp/other.Zq3xY7pA0b\n"),
-     Result(exited=1, stderr="mktemp: failed to create directory: No space left on device")],
+    [CommandResult(0, "/tmp/lab-agent.x; rm -rf /\n"), CommandResult(0, "/tmp/lab-agent\n"), CommandResult(0, ""),
+     CommandResult(0, "/home/lab/lab-agent.Zq3xY7pA0b\n"), CommandResult(0, "/tmp/other.Zq3xY7pA0b\n"),
+     CommandResult(1, "", "mktemp: failed to create directory: No space left on device")],
 )
-def test_a_bad_mktemp_answer_stops_the_upload(answer: Result) -> None:
-    connection = FakeConnection(mktemp=answer)
+def test_a_bad_mktemp_answer_stops_the_upload(answer: CommandResult) -> None:
+    nodes, shell = shell_with(mktemp=answer)
     with pytest.raises(RemoteError, match="node node1: mktemp -d failed"):
-        agent.upload(connection, "node1")  # type: ignore[arg-type]
-    assert connection.files == {}
+        agent.upload(shell)
+    assert nodes.files == {}
 
 
 def test_a_failed_upload_removes_its_directory() -> None:
-    connection = FakeConnection(fail_put=True)
-    with pytest.raises(OSError):
-        agent.upload(connection, "node1")  # type: ignore[arg-type]
-    assert connection.commands[-1] == f"rm -rf {WORKDIR}"
+    nodes, shell = shell_with(fail_put=True)
+    with pytest.raises(RemoteError, match="sftp: connection lost"):
+        agent.upload(shell)
+    assert nodes.commands["node1"][-1] == f"rm -rf {WORKDIR}"
+
+
+def test_a_failed_install_names_the_last_line_of_stderr() -> None:
+    nodes, shell = shell_with()
+    nodes.answer("sudo -n sh ", CommandResult(100, "Reading package lists...\n", "W: one\nE: the real problem\n\n"))
+    with pytest.raises(RemoteError, match=r"^node node1: installing the guest agent failed: E: the real problem$"):
+        agent.install(shell, WORKDIR)
 
 
 @pytest.fixture

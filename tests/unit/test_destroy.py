@@ -6,16 +6,30 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import libvirt
 import pytest
 from click.testing import CliRunner
 
 from provisioner.cli import main
-from provisioner.lab import session as session_module
-from provisioner.lab.teardown import ABSENT, DESTROYED, REFUSED, destroy
+from provisioner.hypervisor.libvirt_domains import open_libvirt
+from provisioner.lab.teardown import ABSENT, DESTROYED, REFUSED, Destroyed
+from provisioner.lab.teardown import destroy as destroy_with
 from provisioner.processes import ProcessId, identify
+from provisioner.seams import Seams, real_seams
 from provisioner.state import LabState, Ledger, NodeRecord
+
+# The embedded driver needs QEMU; libvirt's test driver stands in (it has no lab domains).
+SEAMS = Seams(hypervisor=lambda uri, marker: open_libvirt("test:///default", marker),
+              connect=real_seams().connect, image=real_seams().image)
+
+
+def destroy(name: str) -> Destroyed:
+    return destroy_with(name, SEAMS)
+
+
+def lab(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), obj=SEAMS)
 
 
 @pytest.fixture(autouse=True)
@@ -23,9 +37,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("LAB_HOME", str(home))
     monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
-    # The embedded driver needs QEMU; libvirt's test driver stands in (it has no lab domains).
-    monkeypatch.setattr(session_module, "open_connection", lambda uri: libvirt.open("test:///default"))
-    monkeypatch.setattr(session_module, "close_connection", lambda connection: connection.close())
     return home
 
 
@@ -103,7 +114,7 @@ def test_a_directory_without_a_ledger_is_not_deleted(home: Path) -> None:
     lab_dir.mkdir(parents=True)
     (lab_dir / "thesis.tex").write_text("not lab's")
     (lab_dir / "id_ed25519").write_text("not lab's either")
-    result = CliRunner().invoke(main, ["destroy", "mine"])
+    result = lab("destroy", "mine")
     assert result.exit_code == 1
     assert "holds no ledger" in result.output and "nothing removed" in result.output
     assert sorted(p.name for p in lab_dir.iterdir()) == ["id_ed25519", "thesis.tex"]  # not even a lock file
@@ -116,7 +127,7 @@ def test_destroy_all_touches_only_labs_with_ledgers(home: Path) -> None:
     bare.mkdir()
     (bare / "notes").write_text("not lab's")
     (home / "labs" / "Odd_Name").mkdir()
-    result = CliRunner().invoke(main, ["destroy", "--all"])
+    result = lab("destroy", "--all")
     assert result.exit_code == 0, result.output
     assert "lab one: destroyed" in result.output and "lab two: destroyed" in result.output
     assert "bare" not in result.output
@@ -158,7 +169,7 @@ def test_a_symlinked_directory_inside_the_lab_is_not_followed(tmp_path: Path) ->
 def test_files_lab_did_not_make_are_kept_and_named(home: Path) -> None:
     state = make_lab()
     (state.dir / "my-notes.txt").write_text("not lab's")
-    result = CliRunner().invoke(main, ["destroy", "demo"])
+    result = lab("destroy", "demo")
     assert result.exit_code == 1
     assert "holds files lab did not make (my-notes.txt)" in result.output
     assert sorted(p.name for p in state.dir.iterdir()) == ["my-notes.txt"]
@@ -176,8 +187,8 @@ def test_a_reused_pid_is_not_signalled(sleepers: list[subprocess.Popen[bytes]]) 
 
 def test_destroy_by_cli_reports_and_repeats(home: Path) -> None:
     make_lab()
-    first = CliRunner().invoke(main, ["destroy", "demo"])
+    first = lab("destroy", "demo")
     assert first.exit_code == 0 and "lab demo: destroyed" in first.output
-    again = CliRunner().invoke(main, ["destroy", "demo"])
+    again = lab("destroy", "demo")
     assert again.exit_code == 0 and "nothing to destroy" in again.output
     assert REFUSED != DESTROYED

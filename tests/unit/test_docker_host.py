@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,11 @@ from click.testing import CliRunner
 
 from provisioner import cli_docker, docker
 from provisioner.errors import UserInputError
+from provisioner.remote.seam import Endpoint
 from provisioner.state import LabState, Ledger, NodeRecord
 from tests.unit.agent.dockerhost import DOCKER, EngineProcess, start_engine
+from tests.unit.host.conftest import seams_for
+from tests.unit.host.fakes import FakeHypervisor, FakeNodes
 
 SHIM = Path(__file__).resolve().parents[2] / "guest-agent" / "bin" / "docker"
 
@@ -167,31 +171,29 @@ def test_real_docker_cli_through_the_proxy(tmp_path: Path, via: str) -> None:
         eng.stop()
 
 
-def test_channel_opener_runs_the_bridge_over_the_pinned_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    commands: list[str] = []
-
-    class FakeChannel:
-        def exec_command(self, command: str) -> None:
-            commands.append(command)
-
-    class FakeTransport:
-        def open_session(self, timeout: float) -> FakeChannel:
-            return FakeChannel()
-
-    class FakeConnection:
-        client = type("C", (), {"get_transport": lambda self: FakeTransport()})()
-        closed = False
-
-        def close(self) -> None:
-            FakeConnection.closed = True
-
-    seen: list[Any] = []
-    monkeypatch.setattr(docker, "open_checked", lambda endpoint: seen.append(endpoint) or FakeConnection())
-    opener, disconnect = docker.channel_opener("endpoint")  # type: ignore[arg-type]
-    opener()
-    disconnect()
-    assert seen == ["endpoint"] and FakeConnection.closed
-    assert commands == ["sudo -n socat -t 86400 - UNIX-CONNECT:/run/lab-agent/engine.sock"]
+def test_the_proxy_bridges_each_client_over_the_nodes_one_connection() -> None:
+    nodes = FakeNodes()
+    shell = nodes.connect(Endpoint("n1", 40111, "lab", Path("k"), Path("kh")))
+    with docker.proxied(shell) as host:
+        for request in (b"GET /_ping", b"GET /version"):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(host.removeprefix("unix://"))
+            client.sendall(request)
+            for _ in range(50):
+                if len(nodes.channels) == (1 if request.endswith(b"ping") else 2):
+                    break
+                time.sleep(0.1)
+            engine = nodes.channels[-1][1]
+            engine.settimeout(5)
+            assert engine.recv(100) == request
+            engine.sendall(b"HTTP/1.1 200 OK\r\n\r\nOK")
+            engine.close()
+            client.settimeout(5)
+            assert client.recv(100).endswith(b"OK")
+            client.close()
+    assert [command for command, _ in nodes.channels] == [docker.BRIDGE_COMMAND] * 2
+    assert docker.BRIDGE_COMMAND == "sudo -n socat -t 86400 - UNIX-CONNECT:/run/lab-agent/engine.sock"
+    assert nodes.connects == ["n1"]  # one SSH connection, a channel per docker client
 
 
 @pytest.fixture
@@ -234,13 +236,15 @@ def test_no_background_proxy_is_reported_as_none(lab: LabState) -> None:
 def test_commands_pass_arguments_and_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     group = click.Group()
     cli_docker.register(group)
-    calls: list[tuple[str, str, list[str]]] = []
-    monkeypatch.setattr(docker, "run_docker", lambda lab, node, args: calls.append((lab, node, args)) or 5)
-    result = CliRunner().invoke(group, ["docker", "dk", "n1", "--", "run", "--rm", "-e", "A=1", "busybox"])
-    assert result.exit_code == 5 and calls == [("dk", "n1", ["run", "--rm", "-e", "A=1", "busybox"])]
+    calls: list[tuple[str, str, list[str], Any]] = []
+    seams = seams_for(FakeHypervisor(), FakeNodes())
+    monkeypatch.setattr(docker, "run_docker",
+                        lambda lab, node, args, seams: calls.append((lab, node, args, seams)) or 5)
+    result = CliRunner().invoke(group, ["docker", "dk", "n1", "--", "run", "--rm", "-e", "A=1", "busybox"], obj=seams)
+    assert result.exit_code == 5 and calls == [("dk", "n1", ["run", "--rm", "-e", "A=1", "busybox"], seams)]
     monkeypatch.setattr(docker, "ensure_background", lambda lab, node: (Path("/s/n1.sock"), 42))
     result = CliRunner().invoke(group, ["docker-env", "dk", "n1"])
     assert result.output.splitlines()[0] == "export DOCKER_HOST=unix:///s/n1.sock"
     monkeypatch.undo()
-    result = CliRunner().invoke(group, ["docker", "nolab", "n1", "--", "ps"])
+    result = CliRunner().invoke(group, ["docker", "nolab", "n1", "--", "ps"], obj=seams)
     assert result.exit_code == 2 and "no lab named 'nolab'" in result.output

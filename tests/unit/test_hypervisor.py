@@ -8,10 +8,11 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from provisioner.errors import UnreachableHypervisorError, UserInputError
+from provisioner.errors import HypervisorError, UnreachableHypervisorError, UserInputError
 from provisioner.hypervisor import accel
 from provisioner.hypervisor.connection import embedded_root, open_connection, prepare_embedded_root
-from provisioner.hypervisor.domain import Domains, DomainSpec, LinkPort
+from provisioner.hypervisor.domain import DomainSpec, LinkPort
+from provisioner.hypervisor.libvirt_domains import LibvirtDomains, open_libvirt
 
 QEMU_NS = "{http://libvirt.org/schemas/domain/qemu/1.0}"
 
@@ -105,18 +106,41 @@ def test_unreachable_uri_is_a_user_error() -> None:
 
 def test_lifecycle_against_libvirts_test_driver() -> None:
     connection = libvirt.open("test:///default")
-    domains = Domains(connection)
+    domains = LibvirtDomains(connection)
     xml = """<domain type='test'><name>lab-unit-n1</name><memory unit='MiB'>64</memory>
              <os><type>hvm</type></os></domain>"""
     connection.defineXML(xml)
     try:
         assert domains.state("lab-unit-n1") == "stopped"
+        assert "lab-unit-n1" in domains.names()
         domains.start("lab-unit-n1")
         assert domains.state("lab-unit-n1") == "running"
-        dead = Domains(connection, process_alive=lambda name: False)
+        dead = LibvirtDomains(connection, process_alive=lambda name: False)
         assert dead.state("lab-unit-n1") == "dead"
         domains.remove("lab-unit-n1")
         assert domains.state("lab-unit-n1") == "missing"
+        assert "lab-unit-n1" not in domains.names()
         domains.remove("lab-unit-n1")  # removing twice is fine
     finally:
         connection.close()
+
+
+def test_libvirt_failures_are_hypervisor_errors_with_libvirts_cause() -> None:
+    domains = open_libvirt("test:///default", lambda name: None)
+    try:
+        with pytest.raises(HypervisorError, match="domain lab-unit-none is not defined"):
+            domains.start("lab-unit-none")
+        bad = spec(name="test", node="n1")  # test:///default already has a domain "test" (another UUID)
+        with pytest.raises(HypervisorError, match="node n1: libvirt rejected its domain") as failure:
+            domains.define(bad)
+        assert isinstance(failure.value.__cause__, libvirt.libvirtError)
+    finally:
+        domains.close()
+
+
+def test_a_remote_uri_trusts_libvirt_and_a_local_one_checks_the_process() -> None:
+    remote = open_libvirt("test:///default", lambda name: "/no/such/overlay")
+    try:
+        assert remote.process_alive is None and remote.state("test") == "running"
+    finally:
+        remote.close()
