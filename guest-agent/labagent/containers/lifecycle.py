@@ -180,10 +180,23 @@ class Lifecycle:
             with DirWatch(self.store.bundle(container.id)) as watch:
                 try:
                     self._launch(container)
+                except BaseException as exc:
+                    self._start_failed(container, exc)
+                    raise
                 finally:
                     with self.store.lock:
                         self._starting.discard(container.id)
                 self._await_pid(container, watch)
+
+    def _start_failed(self, container: Container, exc: BaseException) -> None:
+        """Record why a start failed, and remove an AutoRemove container, as dockerd does:
+        `docker run --rm` waits for the removal after a failed start, and would wait forever."""
+        with self.store.changed:
+            container.state.error = str(exc)
+            container.state.exit_code = 128
+            self.store.save(container)
+        if container.spec.auto_remove:
+            threading.Thread(target=self._auto_remove, args=(container.id,), daemon=True).start()
 
     def _launch(self, container: Container) -> None:
         cid, bundle = container.id, self.store.bundle(container.id)

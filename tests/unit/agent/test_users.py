@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -167,7 +168,19 @@ def test_an_unknown_user_fails_the_start_cleanly(engine: Engine) -> None:
     assert err.value.message == "unable to find user nosuch: no matching entries in passwd file"
     c = engine.containers.get("bad")
     assert c.state.status == "created" and not engine.seams.mounter.mounted
+    assert c.state.exit_code == 128 and "unable to find user" in c.state.error
     assert not (engine.seams.cgroups.base / c.id).exists()
+
+
+def test_a_failed_start_removes_an_auto_remove_container(engine: Engine) -> None:
+    """`docker run --rm --user nosuch` waits for the removal after the failed start: it must come."""
+    c = engine.lifecycle.create("gone", ContainerSpec("busybox", "", cmd=["true"], user="nosuch",
+                                                      auto_remove=True))
+    with pytest.raises(EngineError, match="unable to find user nosuch"):
+        engine.lifecycle.start("gone")
+    deadline = time.monotonic() + 10
+    engine.lifecycle.wait(c, "removed", gone=lambda: time.monotonic() > deadline)
+    assert not engine.containers.exists(c.id)
 
 
 @pytest.mark.parametrize("spec", ["a\nb", "a:b:c", " root"])
