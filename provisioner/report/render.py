@@ -7,16 +7,18 @@ import html
 import io
 from pathlib import Path
 
+from ..verify import claims
 from .measure import Comparison, median
 
 
-def verified(comparison: Comparison, claims: tuple[str, ...]) -> str:
-    outcomes = [comparison.verify.get(claim) for claim in claims]
+def verified(comparison: Comparison, titles: tuple[str, ...]) -> str:
+    """The last verdicts of these claims (from the registry); one not in verify.json is missing."""
+    outcomes = [comparison.verify.get(title) for title in titles]
     if not comparison.verify:
         return "not verified yet (run `lab verify`)"
     if all(outcome == "passed" for outcome in outcomes):
-        return "verified: " + ", ".join(claims) + " passed"
-    return "NOT verified: " + ", ".join(f"{c} {o or 'missing'}" for c, o in zip(claims, outcomes, strict=True))
+        return "verified: " + ", ".join(titles) + " passed"
+    return "NOT verified: " + ", ".join(f"{t} {o or 'missing'}" for t, o in zip(titles, outcomes, strict=True))
 
 
 def rows(c: Comparison) -> list[tuple[str, str, str]]:
@@ -30,8 +32,7 @@ def rows(c: Comparison) -> list[tuple[str, str, str]]:
         ("kernel", f"each VM has its own ({c.vm_boot_ids} distinct boot ids on {c.vm_nodes} nodes)"
          if c.vm_boot_ids == c.vm_nodes else f"NOT distinct: {c.vm_boot_ids} boot ids on {c.vm_nodes} nodes",
          f"shared with the node ({c.kernel_release})" if c.container_kernel_shared else "NOT the node's kernel"),
-        ("isolation", verified(c, ("VM isolation",)),
-         verified(c, ("shared kernel and namespaces", "cgroups", "layers", "hardening"))),
+        ("isolation", verified(c, claims.titles("vm")), verified(c, claims.titles("container"))),
     ]
 
 

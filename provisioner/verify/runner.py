@@ -11,16 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from ..errors import LabError
 from ..state import LabState
+from .claims import claim_of
 
 CHECKS_DIR = Path(__file__).resolve().parent / "checks"
-CLAIMS = {
-    "test_vm_isolation": "VM isolation",
-    "test_containers": "shared kernel and namespaces",
-    "test_cgroups": "cgroups",
-    "test_layers": "layers",
-    "test_hardening": "hardening",
-}
 
 
 @dataclass
@@ -49,14 +44,49 @@ class Collector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            module, _, name = report.nodeid.rpartition("::")
-            claim = CLAIMS.get(Path(module).stem, Path(module).stem)
+            module, name = split_nodeid(report.nodeid)
+            registered = claim_of(module)
+            claim = registered.title if registered else module
             message = ""
             if report.failed:
                 message = _first_line(report)
             elif report.skipped and isinstance(report.longrepr, tuple):
                 message = str(report.longrepr[2])
             self.results.append(CheckResult(name, claim, report.outcome, message, round(report.duration, 2)))
+
+
+def split_nodeid(nodeid: str) -> tuple[str, str]:
+    """`test_cgroups.py::test_x[a]` as its module's stem and the check's name."""
+    module, _, name = nodeid.rpartition("::")
+    return Path(module).stem, name
+
+
+class ItemList:
+    """A pytest plugin object that keeps the node ids of the collected checks."""
+
+    def __init__(self) -> None:
+        self.nodeids: list[str] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.nodeids = [item.nodeid for item in session.items]
+
+
+def pytest_args() -> list[str]:
+    """How verify runs pytest over the checks: this package's checks only, no user config."""
+    return [
+        str(CHECKS_DIR), "-p", "no:cacheprovider",
+        "--rootdir", str(CHECKS_DIR), "-c", os.devnull, "-q", "--no-header", "-p", "no:warnings",
+    ]
+
+
+def collect() -> list[tuple[str, str]]:
+    """(module, check) for every check verify would run, found as pytest finds them; no lab needed."""
+    items = ItemList()
+    with contextlib.redirect_stdout(sys.stderr):
+        code = pytest.main([*pytest_args(), "--collect-only"], plugins=[items])
+    if code != pytest.ExitCode.OK:
+        raise LabError(f"collecting the checks failed (pytest exit {code})")
+    return [split_nodeid(nodeid) for nodeid in items.nodeids]
 
 
 def _first_line(report: pytest.TestReport) -> str:
@@ -68,8 +98,7 @@ def _first_line(report: pytest.TestReport) -> str:
 def verify(name: str, options: VerifyOptions) -> list[CheckResult]:
     LabState(name).load()  # a clear error for an unknown lab, before pytest starts
     args = [
-        str(CHECKS_DIR), "-p", "no:cacheprovider",
-        "--rootdir", str(CHECKS_DIR), "-c", os.devnull, "-q", "--no-header", "-p", "no:warnings",
+        *pytest_args(),
         "--lab", name, "--probe-memory", options.probe_memory, "--probe-pid-mode", options.probe_pid_mode,
     ]
     if options.select:

@@ -6,8 +6,11 @@ import base64
 import re
 from pathlib import Path
 
+import pytest
+
 from provisioner.report.measure import Comparison
 from provisioner.report.render import markdown, write_html
+from provisioner.verify import claims
 
 
 def comparison(**changes: object) -> Comparison:
@@ -44,3 +47,19 @@ def test_html_embeds_a_png_chart(tmp_path: Path) -> None:
     assert match is not None
     assert base64.b64decode(match.group(1))[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<th>start time</th>" in page
+
+
+def test_isolation_row_reads_the_claims_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim added to the registry reaches the report with no edit here: unverified, it is missing."""
+    extra = claims.Claim("engine_api", "engine API", (6,), "container", "the API answers on its socket")
+    monkeypatch.setattr(claims, "CLAIMS", (*claims.CLAIMS, extra))
+    text = markdown(comparison(verify={"VM isolation": "passed", "shared kernel and namespaces": "passed",
+                                       "cgroups": "passed", "layers": "passed", "hardening": "passed"}))
+    assert "| isolation | verified: VM isolation passed | NOT verified: " in text
+    assert "hardening passed, engine API missing |" in text
+
+
+def test_every_registered_claim_is_in_the_isolation_row() -> None:
+    text = markdown(comparison())
+    row = next(line for line in text.splitlines() if line.startswith("| isolation |"))
+    assert all(claim.title in row for claim in claims.CLAIMS)
