@@ -1,4 +1,4 @@
-"""Docker's POST /containers/create body -> the engine's ContainerSpec, validated.
+"""Docker's POST /containers/create body -> the engine's CreateSpec, validated.
 
 Every field is either read here or, through createfields, accepted only when it is not set:
 an option this engine does not implement is refused with its name, never dropped.
@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..containers import security, users
-from ..containers.model import ContainerSpec, Limits, PortBinding, check_port, check_proto
+from ..containers.model import CreateSpec, Limits, PortBinding, check_port, check_proto
 from ..errors import BadParameter
 from ..units import parse_memory
 from . import createfields
@@ -159,7 +159,7 @@ def _workdir(value: Any) -> str:
     return workdir
 
 
-def spec_from_body(body: Any) -> ContainerSpec:
+def spec_from_body(body: Any) -> CreateSpec:
     if not isinstance(body, dict):
         raise BadParameter("the create body must be a JSON object")
     image = body.get("Image")
@@ -199,7 +199,7 @@ def spec_from_body(body: Any) -> ContainerSpec:
         raise BadParameter("published ports need the bridge network")
     cap_add = security.normalize_caps(host.get("CapAdd"), "HostConfig.CapAdd")
     security.check_cap_add(cap_add)
-    return ContainerSpec(
+    return CreateSpec(
         image=image, image_id="", cmd=_argv(body.get("Cmd"), "Cmd"),
         entrypoint=_argv(body.get("Entrypoint"), "Entrypoint"), env=env,
         workdir=_workdir(body.get("WorkingDir")), hostname=_hostname(body.get("Hostname")),

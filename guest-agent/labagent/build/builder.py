@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..beneath import open_tree
-from ..containers.model import ContainerSpec
+from ..containers.model import CreateSpec
 from ..errors import BadParameter, EngineError
 from ..fsutil import read_json, rfc3339, rmtree, write_json
 from ..images.store import LAYER_TAR, Image, LayerBlob
@@ -187,7 +187,7 @@ class Builder:
         """A container of the image so far runs the command; its upper dir becomes the layer."""
         interim = self.store.add_image(self._config(config, diff_ids, [], rfc3339()), blobs, [])
         engine = self.engine
-        spec = ContainerSpec(image=interim.id, image_id="", entrypoint=list(step.args), network_mode="none",
+        spec = CreateSpec(image=interim.id, image_id="", entrypoint=list(step.args), network_mode="none",
                              workdir=config.get("WorkingDir") or "")
         container = engine.lifecycle.create("", spec)
         work = self.store.tmp / f"run-{secrets.token_hex(8)}.tar"

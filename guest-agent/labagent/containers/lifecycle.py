@@ -28,7 +28,7 @@ from ..runtime.filewatch import DirWatch
 from ..runtime.overlay import Mounter
 from ..runtime.supervisor import Supervisor
 from . import ocispec, users
-from .model import Container, ContainerSpec, ContainerState, NetworkState, PortBinding
+from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class Lifecycle:
             return self._op_locks.setdefault(cid, threading.Lock())
 
     # create ----------------------------------------------------------------------------
-    def create(self, name: str, spec: ContainerSpec) -> Container:
+    def create(self, name: str, spec: CreateSpec) -> Container:
         image = self.images.resolve(spec.image)
         spec.image_id = image.id
         cid = new_id()

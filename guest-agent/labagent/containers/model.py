@@ -38,8 +38,12 @@ class Limits:
 
 
 @dataclass
-class ContainerSpec:
-    """What the user asked for at create time; never changes afterwards."""
+class CreateSpec:
+    """What a create body asked for (api/createbody.py), validated; never changes afterwards.
+
+    Any client's body ends here, the host's for a lab file's containers (contract.ContainerSpec,
+    sent as a create body) as much as the docker CLI's.
+    """
 
     image: str
     image_id: str
@@ -101,7 +105,7 @@ class Container:
     id: str
     name: str
     created: str
-    spec: ContainerSpec
+    spec: CreateSpec
     state: ContainerState = field(default_factory=ContainerState)
     network: NetworkState = field(default_factory=NetworkState)
 
@@ -122,7 +126,7 @@ class Container:
             id=data["id"],
             name=data["name"],
             created=data["created"],
-            spec=ContainerSpec(**spec),
+            spec=CreateSpec(**spec),
             state=ContainerState(**data.get("state", {})),
             network=NetworkState(**data.get("network", {})),
         )

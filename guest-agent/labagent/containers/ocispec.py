@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from . import security
-from .model import Container, ContainerSpec, Limits
+from .model import Container, CreateSpec, Limits
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CPU_PERIOD = 100_000
@@ -66,7 +66,7 @@ def _mounts(bundle: Path) -> list[dict[str, Any]]:
     ]
 
 
-def user_spec(spec: ContainerSpec, image_config: dict[str, Any]) -> str:
+def user_spec(spec: CreateSpec, image_config: dict[str, Any]) -> str:
     """Docker's User for this container: the create body's, else the image's USER, else root."""
     img = image_config.get("config") or {}
     return spec.user or str(img.get("User") or "")

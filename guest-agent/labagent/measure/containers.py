@@ -37,7 +37,7 @@ from typing import Any
 from ..client import ApiError, Client
 from ..containers import ocispec
 from ..containers.logs import STDOUT
-from ..containers.model import Container, ContainerSpec
+from ..containers.model import Container, CreateSpec
 from ..libc import CLONE_NEWNS, LIBC, MS_REC, MS_SLAVE, check
 from ..runtime.overlay import Mounter
 
@@ -118,7 +118,7 @@ class BareBundle:
             os.mkdir(os.path.join(self.dir, sub))
         lowers = [Path(LAYERS, d.removeprefix("sha256:")) for d in image["RootFS"]["Layers"]]
         self.mounter.mount(lowers, Path(self.dir, "upper"), Path(self.dir, "work"), Path(root))
-        spec = ContainerSpec(image="busybox", image_id=image["Id"], cmd=["sleep", "60"])
+        spec = CreateSpec(image="busybox", image_id=image["Id"], cmd=["sleep", "60"])
         container = Container(self.name, self.name, "", spec)
         config = ocispec.build_config(container, {"config": image["Config"]}, Path(self.dir),
                                       Path(root), None, f"/{BARE_CGROUP_PARENT}/{self.name}")

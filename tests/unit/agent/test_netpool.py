@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from labagent.containers.model import ContainerSpec
+from labagent.containers.model import CreateSpec
 from labagent.engine import Engine
 from labagent.network.pool import NETNS_PREFIX, VETH_PREFIX, NetnsPool, veth_of
 from labagent.runtime.filewatch import DirWatch
@@ -136,12 +136,12 @@ def test_engine_starts_containers_in_pooled_namespaces(tmp_path: Path) -> None:
     try:
         pool = engine.lifecycle.pool
         assert pool is not None and pool.wait_ready(2, 5)
-        first = engine.lifecycle.create("one", ContainerSpec(image="busybox", image_id="", cmd=["sleep", "5"]))
+        first = engine.lifecycle.create("one", CreateSpec(image="busybox", image_id="", cmd=["sleep", "5"]))
         engine.lifecycle.start(first.id)
         assert first.network.veth.startswith("lp") and first.network.mac == "02:42:ac:1f:00:99"
         assert first.id in net.claimed and first.network.ip not in pool.reserved()
         assert pool.wait_ready(2, 5)
-        second = engine.lifecycle.create("two", ContainerSpec(image="busybox", image_id="", cmd=["sleep", "5"]))
+        second = engine.lifecycle.create("two", CreateSpec(image="busybox", image_id="", cmd=["sleep", "5"]))
         engine.lifecycle.start(second.id)
         ips = {first.network.ip, second.network.ip}
         assert len(ips) == 2 and not ips & pool.reserved()  # no address handed out twice
@@ -162,7 +162,7 @@ def test_a_network_without_slot_wiring_gets_no_pool_and_wires_each_start(tmp_pat
     engine.startup()
     engine.warm(pool_size=2)
     assert engine.lifecycle.pool is None and net.set_up == 1
-    container = engine.lifecycle.create("one", ContainerSpec(image="busybox", image_id="", cmd=["sleep", "5"]))
+    container = engine.lifecycle.create("one", CreateSpec(image="busybox", image_id="", cmd=["sleep", "5"]))
     try:
         engine.lifecycle.start(container.id)
         assert net.attached == {container.id: container.network.ip}

@@ -1,13 +1,13 @@
 from pathlib import Path
 
 from labagent.containers import ocispec, security
-from labagent.containers.model import Container, ContainerSpec, Limits
+from labagent.containers.model import Container, CreateSpec, Limits
 
 IMAGE = {"config": {"Cmd": ["sh"], "Env": ["PATH=/bin", "FROM_IMAGE=1"], "WorkingDir": "/srv"}}
 
 
 def build(**spec_fields):
-    spec = ContainerSpec("busybox", "sha256:x", **spec_fields)
+    spec = CreateSpec("busybox", "sha256:x", **spec_fields)
     c = Container("c" * 64, "web", "now", spec)
     return ocispec.build_config(c, IMAGE, Path("/b"), Path("/b/rootfs"), "/run/netns/lab-cccc",
                                 "/labagent/c/ctr")

@@ -4,7 +4,7 @@ import os
 import signal
 import time
 
-from labagent.containers.model import ContainerSpec
+from labagent.containers.model import CreateSpec
 from labagent.engine import Engine
 
 
@@ -12,7 +12,7 @@ def test_restarted_engine_readopts_a_running_container(tmp_path, seams):
     first = Engine(tmp_path / "root", seams)
     first.startup()
     script = "echo one; sleep 0.6; echo two; exit 5"
-    c = first.lifecycle.create("keep", ContainerSpec("busybox", "", cmd=["sh", "-c", script]))
+    c = first.lifecycle.create("keep", CreateSpec("busybox", "", cmd=["sh", "-c", script]))
     first.lifecycle.start("keep")
     shim = c.state.shim_pid
     # the old engine goes away (its objects are simply dropped); a new one reads the disk
@@ -29,7 +29,7 @@ def test_restarted_engine_readopts_a_running_container(tmp_path, seams):
 def test_reboot_marks_running_records_exited_and_keeps_images(tmp_path, seams):
     engine = Engine(tmp_path / "root", seams)
     engine.startup()
-    c = engine.lifecycle.create("gone", ContainerSpec("busybox", "", cmd=["sleep", "30"]))
+    c = engine.lifecycle.create("gone", CreateSpec("busybox", "", cmd=["sleep", "30"]))
     engine.lifecycle.start("gone")
     os.kill(c.state.pid, signal.SIGKILL)
     os.kill(c.state.shim_pid, signal.SIGKILL)  # as if the node lost power: no exit code written
@@ -46,7 +46,7 @@ def test_reboot_marks_running_records_exited_and_keeps_images(tmp_path, seams):
 def test_record_running_but_shim_dead_is_exited_on_adopt(tmp_path, seams):
     engine = Engine(tmp_path / "root", seams)
     engine.startup()
-    c = engine.lifecycle.create("stale", ContainerSpec("busybox", "", cmd=["true"]))
+    c = engine.lifecycle.create("stale", CreateSpec("busybox", "", cmd=["true"]))
     c.state.status, c.state.shim_pid, c.state.shim_start = "running", 999_999_999, 1
     engine.containers.save(c)
     (engine.containers.bundle(c.id) / "exitcode").write_text("9\n")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from labagent.containers import ocispec, security
-from labagent.containers.model import Container, ContainerSpec
+from labagent.containers.model import Container, CreateSpec
 
 EPERM, ENOSYS = 1, 38
 OPS = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
@@ -131,7 +131,7 @@ def test_each_container_gets_its_own_copy() -> None:
 
 
 def test_the_config_carries_the_profile_for_the_container_caps() -> None:
-    spec = ContainerSpec("busybox", "sha256:x", cap_drop=["ALL"])
+    spec = CreateSpec("busybox", "sha256:x", cap_drop=["ALL"])
     config = ocispec.build_config(Container("c" * 64, "x", "now", spec), {}, Path("/b"), Path("/b/rootfs"),
                                   None, "/labagent/c")
     assert config["process"]["capabilities"] == {"bounding": [], "effective": [], "permitted": []}
@@ -141,6 +141,6 @@ def test_the_config_carries_the_profile_for_the_container_caps() -> None:
 
 def test_the_image_user_applies_when_the_body_has_none() -> None:
     image = {"config": {"User": "app:staff"}}
-    assert ocispec.user_spec(ContainerSpec("i", "x"), image) == "app:staff"
-    assert ocispec.user_spec(ContainerSpec("i", "x", user="1000"), image) == "1000"
-    assert ocispec.user_spec(ContainerSpec("i", "x"), {}) == ""
+    assert ocispec.user_spec(CreateSpec("i", "x"), image) == "app:staff"
+    assert ocispec.user_spec(CreateSpec("i", "x", user="1000"), image) == "1000"
+    assert ocispec.user_spec(CreateSpec("i", "x"), {}) == ""

@@ -1,7 +1,7 @@
 import dataclasses
 
 import pytest
-from labagent.containers.model import Container, ContainerSpec, Limits, PortBinding, check_name, parse_publish
+from labagent.containers.model import Container, CreateSpec, Limits, PortBinding, check_name, parse_publish
 from labagent.errors import BadParameter
 from labagent.units import parse_bytes, parse_cpus, parse_memory
 
@@ -45,7 +45,7 @@ def test_container_names():
 
 
 def test_container_record_round_trips():
-    spec = ContainerSpec("busybox", "sha256:x", cmd=["sh"], ports=[PortBinding(80, 8080)],
+    spec = CreateSpec("busybox", "sha256:x", cmd=["sh"], ports=[PortBinding(80, 8080)],
                          limits=Limits(memory=64 << 20, pids=10))
     c = Container("a" * 64, "web", "2024-01-01T00:00:00.000000000Z", spec)
     again = Container.from_dict(c.to_dict())
@@ -54,7 +54,7 @@ def test_container_record_round_trips():
 
 
 def test_record_dict_matches_asdict_and_shares_no_lists():
-    spec = ContainerSpec("busybox", "sha256:x", cmd=["sh", "-c", "true"], env=["A=1"],
+    spec = CreateSpec("busybox", "sha256:x", cmd=["sh", "-c", "true"], env=["A=1"],
                          ports=[PortBinding(80, 8080, "udp", "10.0.0.1")], limits=Limits(memory=64 << 20))
     c = Container("b" * 64, "db", "2024-01-01T00:00:00.000000000Z", spec)
     c.network.ip = "172.31.0.2"

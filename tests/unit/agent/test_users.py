@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from labagent.containers import users
-from labagent.containers.model import ContainerSpec
+from labagent.containers.model import CreateSpec
 from labagent.engine import Engine
 from labagent.errors import BadParameter, EngineError
 from labagent.fsutil import read_json
@@ -142,7 +142,7 @@ def test_garbage_lines_do_not_crash_the_parser(tmp_path: Path) -> None:
 
 # through the engine: resolved at start, in the container's rootfs ---------------------------
 def prepare(engine: Engine, name: str, user: str) -> Path:
-    c = engine.lifecycle.create(name, ContainerSpec("busybox", "", cmd=["sleep", "30"], user=user))
+    c = engine.lifecycle.create(name, CreateSpec("busybox", "", cmd=["sleep", "30"], user=user))
     rootfs_dir = engine.containers.bundle(c.id) / "rootfs"  # what the overlay would show
     (rootfs_dir / "etc").mkdir()
     (rootfs_dir / "etc" / "passwd").write_text(PASSWD)
@@ -174,7 +174,7 @@ def test_an_unknown_user_fails_the_start_cleanly(engine: Engine) -> None:
 
 def test_a_failed_start_removes_an_auto_remove_container(engine: Engine) -> None:
     """`docker run --rm --user nosuch` waits for the removal after the failed start: it must come."""
-    c = engine.lifecycle.create("gone", ContainerSpec("busybox", "", cmd=["true"], user="nosuch",
+    c = engine.lifecycle.create("gone", CreateSpec("busybox", "", cmd=["true"], user="nosuch",
                                                       auto_remove=True))
     with pytest.raises(EngineError, match="unable to find user nosuch"):
         engine.lifecycle.start("gone")
