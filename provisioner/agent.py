@@ -15,6 +15,8 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
+from labagent.contract import AGENT_DIR, SOCKET, SOCKET_ENV, STATE_ROOT, UNIT
+
 from .errors import LabError, RemoteError
 from .labfile import ContainerSpec
 from .paths import guest_agent_dir
@@ -22,9 +24,6 @@ from .remote.seam import NodeShell
 from .remote.tempdir import remote_tempdir
 from .templating import render
 
-AGENT_DIR = "/opt/lab-agent"
-SOCKET = "/run/lab-agent/engine.sock"
-STATE_ROOT = "/var/lib/lab-agent"
 # Debian 12's python3. When the host's Python matches, the archive carries compiled
 # bytecode: compiling the agent in the guest costs about a second of TCG time at boot.
 GUEST_PYTHON_CACHE_TAG = "cpython-311"
@@ -41,9 +40,10 @@ def api_get_command(path: str) -> str:
 PING = api_get_command("/_ping")
 
 
-# What a node needs of guest-agent/: the engine's package and the docker shim. The agent's
-# README, its package metadata and what local tools leave there are not deployed.
-ARCHIVE_FOLDERS = ("labagent", "bin")
+# What a node needs of guest-agent/: the engine's package (its CLI wrappers, labctl and the
+# docker shim, are templates). The agent's README, its package metadata and what local tools
+# leave there are not deployed.
+ARCHIVE_FOLDERS = ("labagent",)
 
 
 def archive_sources(source: Path) -> list[Path]:
@@ -97,7 +97,10 @@ def _bytecode(source: Path, name: str) -> bytes:
         return compiled.read_bytes()
 
 
-UPLOADS = ("agent.tar.gz", "lab-agent.service", "labctl", "lab-agent-veths.rules", "install.sh")
+UPLOADS = ("agent.tar.gz", "lab-agent.service", "labctl", "docker", "lab-agent-veths.rules", "install.sh")
+# What the templates name: where the agent lives and what it serves (labagent.contract).
+CONTRACT = {"agent_dir": AGENT_DIR, "socket": SOCKET, "socket_env": SOCKET_ENV, "state_root": STATE_ROOT,
+            "unit": UNIT}
 
 
 def upload(shell: NodeShell) -> str:
@@ -107,18 +110,19 @@ def upload(shell: NodeShell) -> str:
     make in advance): the install step runs these files as root.
     """
     archive, version = agent_archive()
-    context = {"agent_dir": AGENT_DIR, "socket": SOCKET, "state_root": STATE_ROOT}
+    context = dict(CONTRACT)
     workdir = remote_tempdir(shell, "lab-agent")
     paths = {name: f"{workdir}/{name}" for name in UPLOADS}
     script = render(
         "agent-install.sh.j2", version=version, workdir=workdir, archive=paths["agent.tar.gz"],
-        unit_upload=paths["lab-agent.service"], labctl_upload=paths["labctl"],
+        unit_upload=paths["lab-agent.service"], labctl_upload=paths["labctl"], docker_upload=paths["docker"],
         rules_upload=paths["lab-agent-veths.rules"], **context,
     )
     contents = {
         "agent.tar.gz": archive,
         "lab-agent.service": render("lab-agent.service.j2", **context).encode(),
         "labctl": render("labctl.sh.j2", **context).encode(),
+        "docker": render("docker.sh.j2", **context).encode(),
         "lab-agent-veths.rules": render("lab-agent-veths.rules").encode(),
         "install.sh": script.encode(),
     }
@@ -148,7 +152,7 @@ def wait_until_answering(shell: NodeShell, timeout: float = 120.0) -> None:
         if shell.run(PING).stdout.strip().endswith("OK"):
             return
         time.sleep(0.25)
-    journal = shell.run("sudo -n journalctl -u lab-agent --no-pager -n 5 -o cat").stdout.strip().replace("\n", " | ")
+    journal = shell.run(f"sudo -n journalctl -u {UNIT} --no-pager -n 5 -o cat").stdout.strip().replace("\n", " | ")
     raise RemoteError(
         f"node {shell.node}: the guest agent did not answer on {SOCKET} in {timeout:.0f} s: {journal}"
     )

@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .agent import SOCKET
+from labagent.contract import SOCKET
+
 from .errors import DockerProxyError, LabBusyError, MissingToolError
 from .lab.access import node_record
 from .lab.session import endpoint_of, reaching
@@ -150,7 +151,7 @@ def channel_opener(shell: NodeShell) -> Callable[[], Channel]:
 def proxied(shell: NodeShell) -> Iterator[str]:
     """A private unix socket forwarding to the node's engine, for the duration of the block."""
     workdir = Path(tempfile.mkdtemp(prefix="lab-docker-"))  # 0700 by mkdtemp
-    proxy = SocketProxy(workdir / "engine.sock", channel_opener(shell))
+    proxy = SocketProxy(workdir / "docker.sock", channel_opener(shell))
     threading.Thread(target=proxy.serve, daemon=True).start()
     try:
         yield f"unix://{proxy.path}"

@@ -19,7 +19,7 @@ def labs_dir() -> Path:
 
 
 def guest_agent_dir() -> Path:
-    """The guest agent's source tree: labagent/ and bin/ are what its deploy archive holds."""
+    """The guest agent's source tree: labagent/ is what its deploy archive holds."""
     return _shipped("guest-agent", "guest_agent")
 
 

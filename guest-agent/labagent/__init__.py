@@ -1,5 +1,6 @@
 """lab-agent: a small container engine for lab guests, speaking the Docker Engine API."""
 
+from .contract import API_VERSION as API_VERSION
+
 ENGINE_VERSION = "0.1.0"
-API_VERSION = "1.43"
 MIN_API_VERSION = "1.24"

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from . import contract
 from .client import ApiError, Client
 from .containers.model import parse_publish
 from .errors import EngineError
@@ -191,7 +192,7 @@ def cmd_info(c: Client, a: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="labctl", description="Talk to the lab-agent engine.")
     p.add_argument("-H", "--socket",
-                   help="engine socket (default $LAB_AGENT_SOCKET or /run/lab-agent/engine.sock)")
+                   help=f"engine socket (default ${contract.SOCKET_ENV} or {contract.SOCKET})")
     sub = p.add_subparsers(dest="verb", required=True)
     r = sub.add_parser("run", help="create and start a container")
     r.add_argument("--name")

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import IO, Any
 from urllib.parse import quote, urlencode
 
-from . import API_VERSION
+from . import API_VERSION, contract
 from .containers.logs import read_frames
 
-DEFAULT_SOCKET = "/run/lab-agent/engine.sock"
+DEFAULT_SOCKET = contract.SOCKET
 
 
 class ApiError(Exception):
@@ -38,7 +38,7 @@ class UnixConnection(http.client.HTTPConnection):
 
 class Client:
     def __init__(self, path: str | None = None, timeout: float | None = None) -> None:
-        self.path = path or os.environ.get("LAB_AGENT_SOCKET", DEFAULT_SOCKET)
+        self.path = path or os.environ.get(contract.SOCKET_ENV, DEFAULT_SOCKET)
         self.timeout = timeout  # per socket operation; None waits as long as the engine takes
 
     def request(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,

@@ -12,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from . import contract
 from .api.http import Handler, Request, Response, Server
 from .api.limits import GiB, Limits
 from .api.router import Router
@@ -71,10 +72,10 @@ def _warm_up(engine: Engine) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labagent.server", description=__doc__)
-    parser.add_argument("--socket", default="/run/lab-agent/engine.sock", type=Path)
-    parser.add_argument("--root", default="/var/lib/lab-agent", type=Path)
+    parser.add_argument("--socket", default=contract.SOCKET, type=Path)
+    parser.add_argument("--root", default=contract.STATE_ROOT, type=Path)
     parser.add_argument("--crun", default="crun")
-    parser.add_argument("--crun-root", default="/run/lab-agent/crun", type=Path)
+    parser.add_argument("--crun-root", default=contract.CRUN_ROOT, type=Path)
     parser.add_argument("--max-connections", type=int, default=Limits.max_connections,
                         help="connections served at once; more get a 503 (default %(default)s)")
     parser.add_argument("--max-upload-gib", type=float, default=Limits.max_upload / GiB,

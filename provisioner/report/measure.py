@@ -8,7 +8,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..agent import AGENT_DIR
+from labagent.contract import AGENT_DIR
+
 from ..errors import RemoteError
 from ..images.store import Image, ImageStore
 from ..lab.inspect import status_of

@@ -9,6 +9,7 @@ import sys
 import tarfile
 
 import pytest
+from labagent import contract
 
 from provisioner import agent
 
@@ -35,7 +36,7 @@ def test_every_module_ships_with_unchecked_bytecode_of_its_own_source() -> None:
         assert flags == 0b01, f"{name}: hash-based and unchecked"
         assert pyc[8:16] == importlib.util.source_hash(source)
         code = marshal.loads(pyc[16:])
-        assert code.co_filename == f"{agent.AGENT_DIR}/{name}"
+        assert code.co_filename == f"{contract.AGENT_DIR}/{name}"
 
 
 def test_the_archive_version_is_stable_across_builds() -> None:

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,16 +19,26 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
+from labagent import contract
 
-from provisioner import cli_docker, docker
+from provisioner import agent, cli_docker, docker
 from provisioner.errors import UserInputError
 from provisioner.remote.seam import Endpoint
 from provisioner.state import LabState, Ledger, NodeRecord
+from provisioner.templating import render
 from tests.unit.agent.dockerhost import DOCKER, EngineProcess, start_engine
 from tests.unit.host.conftest import seams_for
 from tests.unit.host.fakes import FakeHypervisor, FakeNodes
 
-SHIM = Path(__file__).resolve().parents[2] / "guest-agent" / "bin" / "docker"
+
+def shim_file() -> Path:
+    """The node's docker shim, rendered as the agent's install writes it."""
+    path = Path(tempfile.mkdtemp(prefix="lab-shim-")) / "docker"
+    path.write_text(render("docker.sh.j2", **agent.CONTRACT))
+    return path
+
+
+SHIM = shim_file()
 
 
 class SocketChannel:
@@ -55,7 +66,7 @@ class ShimChannel:
     """The guest shim (`docker system dial-stdio` -> socat) as a subprocess, like an SSH exec channel."""
 
     def __init__(self, eng: EngineProcess) -> None:
-        env = {**os.environ, "LAB_AGENT_SOCKET": str(eng.socket)}
+        env = {**os.environ, contract.SOCKET_ENV: str(eng.socket)}
         self.proc = subprocess.Popen(["sh", str(SHIM), "system", "dial-stdio"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env)
 

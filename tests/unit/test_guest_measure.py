@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import tarfile
 
+from labagent import contract
+
 from provisioner import agent
 from provisioner.report.measure import guest_measure_argv
 
 
 def test_a_measurement_runs_as_a_module_of_the_deployed_agent() -> None:
     assert guest_measure_argv("containers", "5") == [
-        "sudo", "-n", "env", f"PYTHONPATH={agent.AGENT_DIR}", "python3", "-m", "labagent.measure.containers", "5",
+        "sudo", "-n", "env", f"PYTHONPATH={contract.AGENT_DIR}", "python3", "-m", "labagent.measure.containers", "5",
     ]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from labagent import contract
 
 from provisioner import agent, labfile, paths
 from provisioner.images import recipe
@@ -32,6 +33,7 @@ BUILD_INPUTS = ("pyproject.toml", "setup.py", "README.md", "provisioner", "templ
 # Run by the temporary venv's python: what the installed package finds and builds.
 PROBE = """
 import io, json, tarfile
+import labagent.contract
 import provisioner
 from provisioner import agent, labfile, paths, templating
 from provisioner.images import recipe
@@ -52,6 +54,8 @@ print(json.dumps({
     "templates": templates,
     "two_node": sorted(labfile.load("two-node").nodes),
     "image_keys": {name: r.cache_key() for name, r in recipe.RECIPES.items()},
+    "contract": labagent.contract.__file__,
+    "socket": labagent.contract.SOCKET,
 }))
 """
 
@@ -147,10 +151,21 @@ def test_the_packaged_templates_labs_and_image_files_are_the_checkouts(probe: di
 
 def test_the_agent_archive_from_the_wheel_is_the_checkouts(probe: dict[str, Any]) -> None:
     members = probe["members"]
-    assert "labagent/server.py" in members and "bin/docker" in members
+    assert "labagent/server.py" in members and "labagent/contract.py" in members
+    assert not [m for m in members if not m.startswith("labagent/")]  # the docker shim is a template
     assert not [m for m in members if m.startswith(("README", "pyproject", "lab_agent"))]
     _data, version = agent.agent_archive.__wrapped__()
     assert probe["version"] == version, "the wheel lacks (or adds) a file of the agent's archive"
+
+
+def test_the_host_imports_the_contract_from_the_wheels_labagent_package(
+    installed: Installed, probe: dict[str, Any]
+) -> None:
+    assert _inside(probe["contract"], installed.venv) and not _inside(probe["contract"], CHECKOUT)
+    assert Path(probe["contract"]).parent.name == "labagent"  # a package of its own, not provisioner's copy
+    assert probe["socket"] == contract.SOCKET
+    (package,) = installed.venv.glob("lib/python*/site-packages/labagent")
+    assert (package / "containers" / "seccomp.json").is_file()
 
 
 def test_lab_runs_from_the_venv_outside_the_checkout(installed: Installed) -> None:

@@ -1,6 +1,6 @@
 """The engine API's floor: the median round trip of a trivial request (GET /_ping).
 
-Run as root in a node: `sudo env PYTHONPATH=/opt/lab-agent python3 -m labagent.measure.api_floor`.
+Run as root in a node: `sudo env PYTHONPATH=$AGENT_DIR python3 -m labagent.measure.api_floor`.
 Prints one JSON line. A container start needs at least two requests (create, then start),
 so twice this is what the engine adds to `crun run` before it does any work of its own.
 Each ping is a connection of its own, as the docker CLI opens one per request, and asks the

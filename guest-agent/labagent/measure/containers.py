@@ -3,8 +3,8 @@
 Container start latency through the engine (API create + start until running) against bare
 `crun run` of an equivalent bundle, a running container's memory.current, and the disk its
 image layers and upper dir take. Run by `lab report` and bench/bench.py as
-`sudo env PYTHONPATH=/opt/lab-agent python3 -m labagent.measure.containers [RUNS]`; stdlib
-only, like the rest of the agent. Prints one JSON line.
+`sudo env PYTHONPATH=$AGENT_DIR python3 -m labagent.measure.containers [RUNS]` (AGENT_DIR is
+in labagent.contract); stdlib only, like the rest of the agent. Prints one JSON line.
 
 "Equivalent" bundle: config.json comes from the agent's own generator
 (labagent.containers.ocispec.build_config) for the same image and
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import contract
 from ..client import ApiError, Client
 from ..containers import ocispec
 from ..containers.logs import STDOUT
@@ -41,7 +42,7 @@ from ..containers.model import Container, CreateSpec
 from ..libc import CLONE_NEWNS, LIBC, MS_REC, MS_SLAVE, check
 from ..runtime.overlay import Mounter
 
-LAYERS = "/var/lib/lab-agent/layers"
+LAYERS = contract.LAYERS_DIR
 BARE_CGROUP_PARENT = "labagent"  # the engine's group: controllers already enabled there
 DEFAULT_RUNS = 10
 CLIENT = Client(timeout=60)
@@ -155,7 +156,7 @@ def crun_start_seconds(index: int, quiet: bool = True) -> float:
 
 
 def engine_rss_kib() -> int:
-    pid = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", "lab-agent"],
+    pid = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", contract.UNIT],
                          capture_output=True, text=True).stdout.strip()
     with open(f"/proc/{pid}/status") as status:
         for line in status:

@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import contract
 from ..errors import BadParameter, Conflict, EngineError
 
 # Both shims first leave the engine's OOM score (-500) behind. On a node, crun 1.8 left a
@@ -72,7 +73,7 @@ def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
 
 
 class Runtime:
-    def __init__(self, crun: str = "crun", state_dir: Path = Path("/run/lab-agent/crun"),
+    def __init__(self, crun: str = "crun", state_dir: Path = Path(contract.CRUN_ROOT),
                  shell: str = "/bin/sh") -> None:
         self.crun = crun
         self.state_dir = state_dir

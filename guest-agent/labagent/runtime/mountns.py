@@ -17,10 +17,11 @@ import logging
 import os
 from pathlib import Path
 
+from .. import contract
 from ..libc import CLONE_NEWNS, LIBC, MS_BIND, MS_PRIVATE, MS_REC, MS_SLAVE, check
 
 log = logging.getLogger(__name__)
-PIN = Path("/run/lab-agent/ns/mnt")
+PIN = Path(contract.MOUNT_NS_PIN)
 
 
 def _mount(source: str | None, target: Path, flags: int, what: str) -> None:
