@@ -18,7 +18,6 @@ from pathlib import Path
 from labagent.contract import AGENT_DIR, SOCKET, SOCKET_ENV, STATE_ROOT, UNIT
 
 from .errors import LabError, RemoteError
-from .labfile import ContainerSpec
 from .paths import guest_agent_dir
 from .remote.seam import NodeShell
 from .remote.tempdir import remote_tempdir
@@ -161,19 +160,3 @@ def wait_until_answering(shell: NodeShell, timeout: float = 120.0) -> None:
 def deploy(shell: NodeShell) -> None:
     install(shell, upload(shell))
     wait_until_answering(shell)
-
-
-def start_container_command(name: str, spec: ContainerSpec) -> str:
-    """A `labctl run -d` line for a container declared in the lab file."""
-    words = ["labctl", "run", "-d", "--name", name]
-    for mapping in spec.publish:
-        words += ["-p", mapping]
-    for key, value in spec.env.items():
-        words += ["-e", f"{key}={value}"]
-    limits: tuple[tuple[str, object], ...] = (
-        ("--memory", spec.memory), ("--cpus", spec.cpus), ("--pids-limit", spec.pids_limit)
-    )
-    for option, limit in limits:
-        if limit is not None:
-            words += [option, str(limit)]
-    return shlex.join([*words, spec.image, *spec.command])

@@ -20,8 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from labagent.contract import SOCKET
-
+from .engineapi import bridge_command
 from .errors import DockerProxyError, LabBusyError, MissingToolError
 from .lab.access import node_record
 from .lab.session import endpoint_of, reaching
@@ -32,7 +31,7 @@ from .state import LabState
 
 # socat's -t: how long it lingers after one side's end-of-file. The docker CLI half-closes
 # a hijacked attach/exec stream at once, so the answer must keep flowing long after that.
-BRIDGE_COMMAND = f"sudo -n socat -t 86400 - UNIX-CONNECT:{SOCKET}"
+BRIDGE_COMMAND = bridge_command(86400)
 CHUNK = 64 * 1024
 
 

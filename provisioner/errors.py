@@ -76,3 +76,12 @@ class NetworkError(LabError):
 
 class DockerProxyError(LabError):
     """The proxy to a node's engine could not be set up."""
+
+
+class EngineApiError(RemoteError):
+    """A node's engine refused an API request, or gave no answer; `reason` is what it said."""
+
+    def __init__(self, message: str, reason: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status  # the HTTP status, 0 when there was no answer

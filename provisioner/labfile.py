@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
+from labagent.contract import ContainerSpec
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from . import specvalues
@@ -51,8 +52,8 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ContainerSpec(Strict):
-    """A container the guest agent starts once the node is up."""
+class ContainerEntry(Strict):
+    """A container as the lab file writes it, checked; spec() is what the host keeps and sends."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -65,6 +66,12 @@ class ContainerSpec(Strict):
     pids_limit: Annotated[int, BeforeValidator(_no_bool), Field(ge=-1, le=4194304)] | None = Field(
         default=None, alias="pids-limit"
     )
+
+    def spec(self) -> ContainerSpec:
+        return ContainerSpec(
+            image=self.image, command=list(self.command), publish=list(self.publish), env=dict(self.env),
+            memory=self.memory, cpus=self.cpus, pids_limit=self.pids_limit,
+        )
 
 
 Cpus = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=16)]
@@ -85,7 +92,7 @@ class NodeSpec(Strict):
     cpus: Cpus | None = None
     memory: Size | None = None
     disk: Disk | None = None
-    containers: dict[str, ContainerSpec] = {}
+    containers: dict[str, ContainerEntry] = {}
 
     @field_validator("memory")
     @classmethod
@@ -94,7 +101,7 @@ class NodeSpec(Strict):
 
     @field_validator("containers")
     @classmethod
-    def _containers(cls, value: dict[str, ContainerSpec]) -> dict[str, ContainerSpec]:
+    def _containers(cls, value: dict[str, ContainerEntry]) -> dict[str, ContainerEntry]:
         for name in value:
             specvalues.container_name(name)
         taken: dict[tuple[str, int, str], str] = {}
@@ -252,7 +259,7 @@ def resolve(model: LabFileModel, source: str) -> LabSpec:
             cpus=spec.cpus or model.defaults.cpus,
             memory_mib=parse_mebibytes(memory),
             disk=None if disk is None else str(disk),
-            containers=dict(spec.containers),
+            containers={name: entry.spec() for name, entry in spec.containers.items()},
         )
 
     used_endpoints: dict[str, int] = {}

@@ -113,13 +113,19 @@ def publish_spec(value: str) -> str:
 
 
 def container_memory(value: str) -> str:
+    container_memory_bytes(value)
+    return value
+
+
+def container_memory_bytes(value: str) -> int:
+    """A container's memory size in bytes, as the engine reads Docker's size strings."""
     match = BYTES.fullmatch(value)
     if match is None:
         raise ValueError(f"{value!r} is not a memory size such as 64M or 1G")
     size = float(match.group("number")) * BYTE_FACTORS[match.group("unit").lower()]
     if not MIN_CONTAINER_MEMORY <= size <= MAX_CONTAINER_MEMORY:
         raise ValueError(f"{value!r} is not between 6 MiB and 1 TiB")
-    return value
+    return int(size)
 
 
 def mebibytes(value: str | int) -> int:

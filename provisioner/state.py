@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from labagent.contract import ContainerSpec
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from .errors import LabBusyError, LabError, LabExistsError, LabNotFoundError
-from .labfile import ContainerSpec
 from .names import is_dns_label, lab_name, node_name
 from .paths import state_dir
 from .processes import ProcessId

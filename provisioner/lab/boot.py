@@ -14,6 +14,7 @@ from ..progress import Reporter
 from ..remote.fanout import fan_out, first_failure
 from ..remote.seam import NodeShell
 from ..state import NodeRecord
+from .engine import start_containers
 from .session import LabSession
 
 DEFAULT_TIMEOUT = 300.0
@@ -107,7 +108,7 @@ def _boot(session: LabSession, record: NodeRecord, reporter: Reporter, timeout: 
     mark("agent")
     if first_boot and record.containers:
         reporter.phase(record.name, f"starting {len(record.containers)} container(s)")
-        _start_containers(record, shell)
+        start_containers(shell, record.containers)
         mark("containers")
     reporter.phase(record.name, "returning boot memory to the host")
     shell.run(RETURN_BOOT_MEMORY, timeout=60)
@@ -138,9 +139,3 @@ def _wait_for_cloud_init(
         ) from error
     if errors:
         raise BootError(f"node {record.name}: cloud-init failed: {str(errors[0]).splitlines()[0]}")
-
-
-def _start_containers(record: NodeRecord, shell: NodeShell) -> None:
-    for name, spec in record.containers.items():
-        result = shell.run(agent.start_container_command(name, spec), timeout=300)
-        result.check(f"node {record.name}: container {name} did not start", BootError)

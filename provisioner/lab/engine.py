@@ -1,13 +1,18 @@
-"""Use cases that talk to each node's container engine: re-deploy it, push images to it."""
+"""Use cases that talk to each node's container engine: re-deploy it, push images to it, start
+the lab file's containers in it."""
 
 from __future__ import annotations
 
 import contextlib
 import shlex
 from pathlib import Path
+from urllib.parse import quote
 
-from .. import agent
-from ..errors import LabError, RemoteError, UserInputError
+from labagent.contract import ContainerSpec
+
+from .. import agent, engineapi
+from ..createbody import create_body
+from ..errors import BootError, EngineApiError, LabError, RemoteError, UserInputError
 from ..remote.fanout import first_failure
 from ..remote.seam import NodeShell
 from ..remote.tempdir import remote_tempdir
@@ -50,3 +55,25 @@ def push_image(name: str, node: str, archive: Path, seams: Seams) -> str:
     if not result.ok:
         raise RemoteError(f"node {node}: loading {archive.name} failed: {(result.stderr or result.stdout).strip()}")
     return result.stdout.strip()
+
+
+def start_containers(shell: NodeShell, containers: dict[str, ContainerSpec]) -> None:
+    """Create and start each container through the node's engine API, in the lab file's order.
+
+    A name the engine already has is refused (409), as `docker run --name` is: the lab file's
+    containers are started once, on the node's first boot.
+    """
+    for name, spec in containers.items():
+        failure = f"node {shell.node}: container {name} did not start"
+        try:
+            body = create_body(spec)
+        except ValueError as error:
+            raise BootError(f"{failure}: {error}") from error
+        try:
+            created = engineapi.request(shell, "POST", "/containers/create", {"name": name}, body).body
+            cid = created.get("Id") if isinstance(created, dict) else None
+            if not isinstance(cid, str) or not cid:
+                raise BootError(f"{failure}: the engine's create reply has no Id: {created!r:.200}")
+            engineapi.request(shell, "POST", f"/containers/{quote(cid, safe='')}/start")
+        except EngineApiError as error:
+            raise BootError(f"{failure}: {error.reason}") from error

@@ -10,11 +10,13 @@ import re
 from pathlib import Path
 
 from labagent import client, contract
+from labagent.contract import ContainerSpec
 from labagent.measure import containers as measure_containers
 from labagent.runtime import crun, mountns
 
 from provisioner import agent, docker
 from provisioner.remote.seam import CommandResult, Endpoint
+from provisioner.state import NodeRecord
 from tests.unit.host.fakes import FakeNodes
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -60,6 +62,14 @@ def test_the_socket_path_itself_is_in_the_contract_once() -> None:
     assert len(re.findall(r"^SOCKET = ", text, re.MULTILINE)) == 1
 
 
+def test_one_class_is_named_container_spec_and_it_is_the_contracts() -> None:
+    defining = [
+        str(path.relative_to(CHECKOUT)) for path in scanned_files()
+        if path.suffix == ".py" and re.search(r"^class ContainerSpec\b", path.read_text(), re.MULTILINE)
+    ]
+    assert defining == ["guest-agent/labagent/contract.py"]
+
+
 def test_both_sides_take_their_paths_from_the_contract() -> None:
     assert client.DEFAULT_SOCKET == contract.SOCKET
     assert Path(contract.MOUNT_NS_PIN) == mountns.PIN
@@ -83,3 +93,18 @@ def test_the_installed_files_get_the_contracts_paths_through_their_render_contex
     assert f"unit=/etc/systemd/system/{contract.UNIT}\n" in install
     assert f"tar -xzf {workdir}/agent.tar.gz -C {contract.AGENT_DIR}.new" in install
     assert f"install -m 0755 {workdir}/docker /usr/local/bin/docker" in install
+
+
+def test_the_ledger_keeps_the_contracts_spec_in_the_form_it_always_had() -> None:
+    """A ledger written before the contract (the lab file's model dumped by field name) loads."""
+    record = {
+        "name": "node1", "domain": "lab-x-node1", "ssh_port": 40001, "mac": "52:54:00:00:00:01",
+        "overlay": "/o", "seed": "/s", "console_log": "/c", "host_key": "k", "memory_mib": 512, "cpus": 1,
+        "image": "debian-12",
+        "containers": {"web": {"image": "busybox", "command": ["httpd", "-f"], "publish": ["8080:80"], "env": {},
+                               "memory": "64M", "cpus": None, "pids_limit": None}},
+    }
+    loaded = NodeRecord.model_validate(record)
+    web = ContainerSpec(image="busybox", command=["httpd", "-f"], publish=["8080:80"], memory="64M")
+    assert loaded.containers == {"web": web}
+    assert loaded.model_dump(mode="json")["containers"] == record["containers"]

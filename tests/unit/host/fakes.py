@@ -6,6 +6,7 @@ They stand in for provisioner.hypervisor.protocol.Hypervisor and provisioner.rem
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import secrets
@@ -14,7 +15,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+from provisioner import engineapi
 from provisioner.errors import HostKeyMismatch, HypervisorError, LabError, NodeUnreachable, UnreachableHypervisorError
 from provisioner.hypervisor.domain import DomainSpec
 from provisioner.remote.seam import CommandResult, Endpoint
@@ -140,7 +144,6 @@ GUEST = [
     ("mktemp -d ", _mktemp),
     ("until [ -e /run/cloud-init/result.json ]", CommandResult(0, '{"v1": {"errors": []}}\n')),
     ("printf 'GET /_ping ", CommandResult(0, "OK")),
-    ("labctl run -d", CommandResult(0, "0123456789ab\n")),
     ("cat /proc/sys/kernel/random/boot_id", _probe),
 ]
 
@@ -162,6 +165,92 @@ class SocketChannel:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@dataclass(frozen=True)
+class EngineCall:
+    """One request the host sent a node's engine over the request bridge."""
+
+    node: str
+    method: str
+    path: str  # without the API version
+    query: dict[str, str]
+    body: Any  # the decoded JSON body, None without one
+
+
+EngineAnswer = tuple[int, Any] | Callable[[EngineCall], tuple[int, Any]]
+CONTAINER_ID = "c0ffee" * 10 + "0123"
+
+
+class FakeEngine:
+    """The engine API behind provisioner.engineapi's bridge: calls recorded, replies scripted.
+
+    A reply is chosen by method and a regular expression over the path (later ones win):
+    by default a create answers 201 with an Id and a start 204, as the engine does.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[EngineCall] = []
+        self.replies: list[tuple[str | None, str, str, EngineAnswer]] = []
+        self.reply("POST", r"/containers/create", (201, {"Id": CONTAINER_ID, "Warnings": []}))
+        self.reply("POST", r"/containers/[^/]+/start", (204, None))
+        self._lock = threading.Lock()
+
+    def reply(self, method: str, path: str, answer: EngineAnswer, node: str | None = None) -> None:
+        self.replies.append((node, method, path, answer))
+
+    def calls_for(self, node: str) -> list[EngineCall]:
+        return [call for call in self.calls if call.node == node]
+
+    def answer(self, call: EngineCall) -> tuple[int, Any]:
+        with self._lock:
+            self.calls.append(call)
+        for who, method, path, answer in reversed(self.replies):
+            if who in (None, call.node) and method == call.method and re.fullmatch(path, call.path):
+                return answer(call) if callable(answer) else answer
+        return 404, {"message": f"page not found: {call.method} {call.path}"}
+
+    def serve(self, node: str, sock: socket.socket) -> None:
+        """Answer the requests arriving on SOCK, in a thread, as the node's socat and engine would."""
+
+        def run() -> None:
+            try:
+                _EngineHandler(sock, ("fake", 0), _Served(self, node))
+            finally:
+                sock.close()
+
+        threading.Thread(target=run, daemon=True).start()
+
+
+@dataclass
+class _Served:
+    engine: FakeEngine
+    node: str
+
+
+class _EngineHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Served  # type: ignore[assignment]
+
+    def _serve(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        url = urlsplit(self.path)
+        call = EngineCall(self.server.node, self.command, re.sub(r"^/v[0-9.]+", "", url.path),
+                          dict(parse_qsl(url.query)), json.loads(raw) if raw else None)
+        status, body = self.server.engine.answer(call)
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if data:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data:  # a 204's reader may be gone as soon as it has the head
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 class FakeShell:
@@ -189,10 +278,14 @@ class FakeShell:
         self.nodes.files[(self.node, remote)] = source if isinstance(source, bytes) else source.read_bytes()
 
     def channel(self, command: str) -> SocketChannel:
-        """One end of a socket pair; the other end (the command's side) is kept in FakeNodes.channels."""
+        """One end of a socket pair. The other end (the command's side) is served by the fake
+        engine for an API request's bridge, else kept in FakeNodes.channels."""
         self.nodes.record(self.node, f"channel {command}")
         ours, theirs = socket.socketpair()
-        self.nodes.channels.append((command, theirs))
+        if command == engineapi.REQUEST_BRIDGE:
+            self.nodes.engine.serve(self.node, theirs)
+        else:
+            self.nodes.channels.append((command, theirs))
         return SocketChannel(ours)
 
     def close(self) -> None:
@@ -215,6 +308,7 @@ class FakeNodes:
     connects: list[str] = field(default_factory=list)
     shells: list[FakeShell] = field(default_factory=list)
     channels: list[tuple[str, socket.socket]] = field(default_factory=list)
+    engine: FakeEngine = field(default_factory=FakeEngine)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from provisioner.remote.seam import CommandResult
 from provisioner.state import LabState, Ledger
 
 from .conftest import Host
+from .fakes import CONTAINER_ID, EngineCall
 
 OPTIONS = CreateOptions(connect="fake:///lab", timeout=0.2, parallel=2)
 
@@ -49,6 +50,15 @@ class Snapshot:
 
         return answer
 
+    def refusing(self, status: int, message: str) -> Any:
+        """An engine reply that takes the snapshot, then refuses the request."""
+
+        def answer(call: EngineCall) -> tuple[int, Any]:
+            self()
+            return status, {"message": message}
+
+        return answer
+
 
 def test_a_lab_comes_up_through_the_seams(host: Host) -> None:
     ledger = make(host)
@@ -58,8 +68,15 @@ def test_a_lab_comes_up_through_the_seams(host: Host) -> None:
     for node in ("node1", "node2"):
         assert host.nodes.ran(node, "sudo -n sh /tmp/lab-agent.")  # the agent was installed
         assert set(ledger.nodes[node].timings) >= {"vm_started", "ssh", "cloud_init", "agent", "ready"}
-    assert host.nodes.ran("node1", "labctl run -d --name web -p 8080:80 busybox httpd -f -p 80")
-    assert not host.nodes.ran("node2", "labctl run")
+    # the lab file's container, created through the engine's API and started
+    create_call, start_call = host.nodes.engine.calls_for("node1")
+    assert (create_call.method, create_call.path, create_call.query) == ("POST", "/containers/create", {"name": "web"})
+    assert create_call.body == {
+        "Image": "busybox", "Cmd": ["httpd", "-f", "-p", "80"], "Env": [], "ExposedPorts": {"80/tcp": {}},
+        "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}, "AutoRemove": False},
+    }
+    assert (start_call.method, start_call.path) == ("POST", f"/containers/{CONTAINER_ID}/start")
+    assert host.nodes.engine.calls_for("node2") == []
     # one connection per node for the whole command, and every one closed at its end
     assert sorted(host.nodes.connects) == ["node1", "node2"]
     assert host.nodes.open_shells() == [] and host.hypervisor.open_connections == 0
@@ -117,8 +134,8 @@ def test_failure_installing_the_agent_rolls_back(host: Host) -> None:
 
 def test_failure_starting_containers_rolls_back(host: Host) -> None:
     snapshot = Snapshot(host, "rb")
-    host.nodes.answer("labctl run -d", snapshot.failing(CommandResult(125, "", "Error: no such image: busybox\n")))
-    with pytest.raises(BootError, match=r"^node node1: container web did not start: Error: no such image: busybox$"):
+    host.nodes.engine.reply("POST", "/containers/create", snapshot.refusing(404, "No such image: busybox"))
+    with pytest.raises(BootError, match=r"^node node1: container web did not start: No such image: busybox$"):
         make(host)
     assert snapshot.domains == {"lab-rb-node1": "running", "lab-rb-node2": "running"}
     assert_nothing_left(host, snapshot)
@@ -133,7 +150,7 @@ def test_ctrl_c_mid_boot_rolls_back(host: Host) -> None:
 
 
 def test_a_rollback_that_cannot_remove_a_domain_keeps_the_ledger_for_destroy(host: Host) -> None:
-    host.nodes.answer("labctl run -d", CommandResult(125, "", "Error: no such image: busybox\n"))
+    host.nodes.engine.reply("POST", "/containers/create", (404, {"message": "No such image: busybox"}))
     host.hypervisor.fail_on("remove", "lab-rb-node2")
     with pytest.raises(BootError, match="container web did not start"):
         make(host)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from provisioner import engineapi
 from provisioner.errors import LabBusyError
 from provisioner.lab import lifecycle
 from provisioner.lab.create import CreateOptions, create
@@ -39,7 +40,7 @@ def test_start_heals_only_the_killed_node(host: Host, lab: str) -> None:
     assert host.hypervisor.domains == {"lab-heal-node1": "running", "lab-heal-node2": "running"}
     assert host.nodes.connects == ["node1"]  # node2 is left alone
     assert host.nodes.ran("node1", "sudo -n sh /tmp/lab-agent.")  # the agent is (re)installed
-    assert not host.nodes.ran("node1", "labctl run")  # lab-file containers start on create only
+    assert not host.nodes.ran("node1", f"channel {engineapi.REQUEST_BRIDGE}")  # lab-file containers: on create only
     ledger = LabState(lab).load()
     assert ledger.phase == "ready" and ledger.nodes["node2"].timings == before
     assert "ready" in ledger.nodes["node1"].timings
