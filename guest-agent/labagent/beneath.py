@@ -19,7 +19,7 @@ import errno
 import os
 import posixpath
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from .errors import BadParameter
@@ -127,16 +127,16 @@ def open_in_root(rootfd: int, path: str, flags: int, mode: int = 0o600) -> int:
     return _walk(rootfd, parts, flags, mode)
 
 
-def makedirs_beneath(dirfd: int, rel: str, mode: int = 0o755) -> int:
-    """The directory rel under dirfd, created where missing, as an fd; symlinks on the way are refused."""
+def _makedirs(dirfd: int, parts: list[str], mode: int, step: Callable[[int, int], int]) -> int:
+    """Make parts one by one under dirfd; step(current, depth) opens the directory just made."""
     current = os.dup(dirfd)
     try:
-        for part in filter(None, clean_relpath(rel).split("/")):
+        for depth, part in enumerate(parts, start=1):
             try:
                 os.mkdir(part, mode, dir_fd=current)
             except FileExistsError:
                 pass
-            following = open_beneath(current, part, DIR_FLAGS)
+            following = step(current, depth)
             os.close(current)
             current = following
         result, current = current, -1
@@ -144,6 +144,12 @@ def makedirs_beneath(dirfd: int, rel: str, mode: int = 0o755) -> int:
     finally:
         if current >= 0:
             os.close(current)
+
+
+def makedirs_beneath(dirfd: int, rel: str, mode: int = 0o755) -> int:
+    """The directory rel under dirfd, created where missing, as an fd; symlinks on the way are refused."""
+    parts = [p for p in clean_relpath(rel).split("/") if p]
+    return _makedirs(dirfd, parts, mode, lambda current, depth: open_beneath(current, parts[depth - 1], DIR_FLAGS))
 
 
 def makedirs_in_root(rootfd: int, path: str, mode: int = 0o755) -> int:
@@ -153,21 +159,8 @@ def makedirs_in_root(rootfd: int, path: str, mode: int = 0o755) -> int:
     are followed inside the root (`/bin` -> `usr/bin` works), never out of it.
     """
     parts = [p for p in posixpath.normpath("/" + path).split("/") if p]
-    current = os.dup(rootfd)
-    try:
-        for depth, part in enumerate(parts, start=1):
-            try:
-                os.mkdir(part, mode, dir_fd=current)
-            except FileExistsError:
-                pass
-            following = open_in_root(rootfd, "/".join(parts[:depth]), DIR_FLAGS)
-            os.close(current)
-            current = following
-        result, current = current, -1
-        return result
-    finally:
-        if current >= 0:
-            os.close(current)
+    return _makedirs(rootfd, parts, mode,
+                     lambda current, depth: open_in_root(rootfd, "/".join(parts[:depth]), DIR_FLAGS))
 
 
 def is_beneath_error(exc: OSError) -> bool:

@@ -151,6 +151,14 @@ def bounded_tarinfo(limits: Limits) -> type[tarfile.TarInfo]:
     return BoundedInfo
 
 
+def next_member(tar: tarfile.TarFile, refusal: str) -> tarfile.TarInfo | None:
+    """The archive's next member, or None at its end; a corrupt archive is the client's error."""
+    try:
+        return tar.next()
+    except (tarfile.TarError, OSError, EOFError, zlib.error, RecursionError) as exc:
+        raise BadParameter(f"{refusal}: {exc}") from None
+
+
 def open_layer(path: Path) -> io.BufferedIOBase:
     """A layer blob as an uncompressed tar stream (plain tar or gzip; zstd is refused)."""
     handle = open(path, "rb")  # noqa: SIM115 (the caller closes the stream)
@@ -415,10 +423,7 @@ def _unpack(stream: Readable, dest: Path, whiteouts: Whiteouts | None, devices: 
         with tar:
             count = 0
             while True:
-                try:
-                    member = tar.next()
-                except (tarfile.TarError, OSError, EOFError, zlib.error, RecursionError) as exc:
-                    raise BadParameter(f"the layer is not a valid tar archive: {exc}") from None
+                member = next_member(tar, "the layer is not a valid tar archive")
                 if member is None:
                     break
                 # stream mode keeps every member it read; none is looked up again

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from ..beneath import clean_relpath
 from ..errors import BadParameter
-from .layers import DEFAULT_LIMITS, bounded_tarinfo
+from .layers import DEFAULT_LIMITS, bounded_tarinfo, next_member
 from .store import LAYER_GZIP, LAYER_TAR, REF_NAME, ImageStore, LayerBlob, Staging, digest_hex, normalize
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -62,10 +62,7 @@ class Archive:
         self.tar = tar
         self.members: dict[str, tarfile.TarInfo] = {}
         while True:
-            try:
-                member = tar.next()
-            except (tarfile.TarError, OSError, EOFError, zlib.error, RecursionError) as exc:
-                raise BadParameter(f"not a valid tar archive: {exc}") from None
+            member = next_member(tar, "not a valid tar archive")
             if member is None:
                 break
             if len(self.members) >= MAX_MEMBERS:
