@@ -11,6 +11,7 @@ from pathlib import Path
 from .containers.execs import Execs
 from .containers.lifecycle import Lifecycle
 from .containers.store import ContainerStore
+from .events import Events
 from .images import busybox
 from .images.layers import Whiteouts
 from .images.load import load_archive
@@ -43,11 +44,15 @@ class Engine:
         self.seams = seams or Seams()
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o700)
+        self.events = Events()
         self.images = ImageStore(root, self.seams.whiteouts)
+        self.images.events = self.events
         self.containers = ContainerStore(root)
         self.lifecycle = Lifecycle(self.containers, self.images, self.seams.runtime, self.seams.network,
                                    self.seams.cgroups, self.seams.mounter, self.seams.resolv)
+        self.lifecycle.events = self.events
         self.execs = Execs(self.containers, self.seams.runtime)
+        self.execs.events = self.events
 
     def startup(self) -> None:
         """Bridge and cgroups, take back what was running, and start building busybox.

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .containers.execs import Execs
     from .containers.lifecycle import Lifecycle
     from .containers.store import ContainerStore
+    from .events import Events
     from .images.store import ImageStore
 
 
@@ -27,6 +28,8 @@ class EngineInterface(Protocol):
     def lifecycle(self) -> Lifecycle: ...
     @property
     def execs(self) -> Execs: ...
+    @property
+    def events(self) -> Events: ...
 
     def load(self, tarball: Path) -> list[str]: ...
     def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]: ...

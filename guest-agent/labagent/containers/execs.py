@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadParameter, Conflict, NotFound
+from ..events import Events
 from ..fsutil import new_id, read_json, rmtree, write_json
 from ..runtime.crun import Runtime
 from . import users
@@ -39,6 +40,7 @@ class Execs:
     def __init__(self, store: ContainerStore, runtime: Runtime) -> None:
         self.store = store
         self.runtime = runtime
+        self.events = Events()  # the engine's bus replaces this one
         self._sessions: dict[str, ExecSession] = {}
         self._lock = threading.Lock()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Conflict, EngineError, NotModified
+from ..events import Events
 from ..fsutil import new_id, read_json, rfc3339, rmtree, write_json
 from ..images.store import ImageStore
 from ..network import addressing
@@ -53,6 +54,7 @@ class Lifecycle:
         self._wiring: SlotWiring | None = None  # the network's side of the pool, once enabled
         self._slots: dict[str, Slot] = {}  # taken from the pool, not yet claimed
         self.supervisor = Supervisor()
+        self.events = Events()  # the engine's bus replaces this one
 
     def enable_pool(self, size: int = 2) -> None:
         """Keep `size` ready-made network namespaces, if the network can build them."""

@@ -38,6 +38,45 @@ class Limits:
 
 
 @dataclass
+class RestartPolicy:
+    """Docker's HostConfig.RestartPolicy: no | on-failure | always | unless-stopped."""
+
+    name: str = "no"
+    max_retries: int = 0  # on-failure only; 0 = no limit
+
+
+@dataclass
+class Healthcheck:
+    """Config.Healthcheck: ["CMD", ...] or ["CMD-SHELL", "..."]; durations in nanoseconds."""
+
+    test: list[str] = field(default_factory=list)
+    interval: int = 0  # 0 = Docker's default (30 s)
+    timeout: int = 0  # 0 = 30 s
+    start_period: int = 0
+    retries: int = 0  # 0 = 3
+
+
+@dataclass
+class MountSpec:
+    """One mount of Binds, Mounts, Tmpfs or Volumes, normalised (a volume's name is given at create)."""
+
+    type: str  # bind | volume | tmpfs
+    target: str
+    source: str = ""  # bind: a node path; volume: the volume's name; tmpfs: ""
+    readonly: bool = False
+    options: list[str] = field(default_factory=list)  # tmpfs: size=, mode=; bind: propagation
+    anonymous: bool = False  # a volume created for this container alone (removed with rm -v)
+
+
+@dataclass
+class EndpointSpec:
+    """A user-defined network a container joins at create (NetworkingConfig.EndpointsConfig)."""
+
+    aliases: list[str] = field(default_factory=list)
+    ipv4: str = ""  # IPAMConfig.IPv4Address, "" = allocated
+
+
+@dataclass
 class CreateSpec:
     """What a create body asked for (api/createbody.py), validated; never changes afterwards.
 
@@ -69,6 +108,18 @@ class CreateSpec:
     readonly_rootfs: bool = False
     security_opt: list[str] = field(default_factory=list)  # as given, for inspect
     oom_score_adj: int = 0  # 0 to 1000: never below the node's own services
+    # restart policy, health and stop behaviour
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    healthcheck: Healthcheck | None = None
+    stop_signal: str = ""  # "" = SIGTERM
+    stop_timeout: int | None = None  # None = 10 s
+
+    # storage: binds, volumes, tmpfs (volumes_from already expanded into mounts at create)
+    mounts: list[MountSpec] = field(default_factory=list)
+    volumes_from: list[str] = field(default_factory=list)  # as given, for inspect
+
+    # user-defined networks joined at create (network_mode names the first one)
+    networks: dict[str, EndpointSpec] = field(default_factory=dict)
 
     @property
     def argv(self) -> list[str]:
@@ -89,6 +140,13 @@ class ContainerState:
     started_at: str = "0001-01-01T00:00:00Z"
     finished_at: str = "0001-01-01T00:00:00Z"
     exits: int = 0  # how many times it has exited, for wait?condition=next-exit
+    paused: bool = False  # frozen through the cgroup freezer (status stays "running")
+    restart_count: int = 0
+    restarting: bool = False
+    stopped_by_user: bool = False  # docker stop/kill: unless-stopped and always do not restart it
+    health: str = ""  # "" (no healthcheck) | starting | healthy | unhealthy
+    failing_streak: int = 0
+    health_log: list[dict[str, Any]] = field(default_factory=list)  # the last 5 probes, Docker's shape
 
 
 @dataclass
@@ -122,6 +180,11 @@ class Container:
         spec = dict(data["spec"])
         spec["ports"] = [PortBinding(**p) for p in spec.get("ports", [])]
         spec["limits"] = Limits(**spec.get("limits", {}))
+        spec["restart"] = RestartPolicy(**spec.get("restart", {}))
+        if spec.get("healthcheck") is not None:
+            spec["healthcheck"] = Healthcheck(**spec["healthcheck"])
+        spec["mounts"] = [MountSpec(**m) for m in spec.get("mounts", [])]
+        spec["networks"] = {k: EndpointSpec(**v) for k, v in spec.get("networks", {}).items()}
         return cls(
             id=data["id"],
             name=data["name"],

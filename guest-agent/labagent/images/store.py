@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import BadParameter, Conflict, NotFound
+from ..events import Events
 from ..fsutil import read_json, rmtree, write_json
 from .layers import DEFAULT_LIMITS, HashingReader, Limits, Whiteouts, open_layer, stream_limit, unpack_layer
 
@@ -109,6 +110,7 @@ class ImageStore:
         self.tmp = root / "tmp"
         self.whiteouts = whiteouts
         self.limits: Limits = DEFAULT_LIMITS
+        self.events = Events()  # the engine's bus replaces this one
         self._stagings: list[Staging] = []
         self._lock = threading.RLock()
         self._known: dict[str, Image] = {}  # by manifest digest; configs are shared, not copied
