@@ -199,7 +199,7 @@ def spec_from_body(body: Any) -> CreateSpec:
         raise BadParameter("published ports need the bridge network")
     cap_add = security.normalize_caps(host.get("CapAdd"), "HostConfig.CapAdd")
     security.check_cap_add(cap_add)
-    return CreateSpec(
+    spec = CreateSpec(
         image=image, image_id="", cmd=_argv(body.get("Cmd"), "Cmd"),
         entrypoint=_argv(body.get("Entrypoint"), "Entrypoint"), env=env,
         workdir=_workdir(body.get("WorkingDir")), hostname=_hostname(body.get("Hostname")),
@@ -213,3 +213,5 @@ def spec_from_body(body: Any) -> CreateSpec:
         security_opt=security_opts(host.get("SecurityOpt")),
         oom_score_adj=oom_score_adj(host.get("OomScoreAdj")),
     )
+    # Areas with modules of their own read their fields here, one call each.
+    return spec

@@ -19,15 +19,41 @@ Accept = Callable[[Any], bool]
 
 # ContainerConfig fields createbody.py reads (Tty is refused there when true).
 HONOURED_CONFIG = frozenset({
-    "Hostname", "User", "Env", "Cmd", "Image", "WorkingDir", "Entrypoint", "Labels", "ExposedPorts",
-    "Tty", "NetworkDisabled", "HostConfig", "NetworkingConfig",
+    "Hostname",
+    "User",
+    "Env",
+    "Cmd",
+    "Image",
+    "WorkingDir",
+    "Entrypoint",
+    "Labels",
+    "ExposedPorts",
+    "Tty",
+    "NetworkDisabled",
+    "HostConfig",
+    "NetworkingConfig",
 })
 
 # HostConfig fields createbody.py reads (Privileged, Binds and Mounts only to refuse them).
 HONOURED_HOST = frozenset({
-    "Memory", "MemorySwap", "NanoCpus", "CpuQuota", "CpuPeriod", "PidsLimit", "NetworkMode",
-    "PortBindings", "AutoRemove", "PidMode", "Privileged", "Binds", "Mounts", "CapAdd", "CapDrop",
-    "ReadonlyRootfs", "SecurityOpt", "OomScoreAdj",
+    "Memory",
+    "MemorySwap",
+    "NanoCpus",
+    "CpuQuota",
+    "CpuPeriod",
+    "PidsLimit",
+    "NetworkMode",
+    "PortBindings",
+    "AutoRemove",
+    "PidMode",
+    "Privileged",
+    "Binds",
+    "Mounts",
+    "CapAdd",
+    "CapDrop",
+    "ReadonlyRootfs",
+    "SecurityOpt",
+    "OomScoreAdj",
 })
 
 

@@ -11,8 +11,14 @@ from collections.abc import Sequence
 from . import builds, containers, execs, images, system
 from .router import Route, Router
 
-TABLES: tuple[Sequence[Route], ...] = (system.ROUTES, containers.ROUTES, execs.ROUTES, images.ROUTES,
-                                       builds.ROUTES)
+# One per line, so that areas added side by side merge cleanly.
+TABLES: tuple[Sequence[Route], ...] = (
+    system.ROUTES,
+    containers.ROUTES,
+    execs.ROUTES,
+    images.ROUTES,
+    builds.ROUTES,
+)
 
 
 def router() -> Router:
