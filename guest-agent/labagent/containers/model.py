@@ -66,6 +66,8 @@ class MountSpec:
     readonly: bool = False
     options: list[str] = field(default_factory=list)  # tmpfs: size=, mode=; bind: propagation
     anonymous: bool = False  # a volume created for this container alone (removed with rm -v)
+    # where it came from, for inspect: binds | mounts | tmpfs | volumes | image | volumes_from
+    origin: str = ""
 
 
 @dataclass
