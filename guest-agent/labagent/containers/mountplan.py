@@ -11,6 +11,7 @@ content at its path (Docker's copy-up) unless nocopy.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -112,21 +113,54 @@ def prepare(container: Container, rootfs: Path, volumes: VolumeStore) -> None:
                 copy_up(rootfd, mount.target, volumes.data_dir(mount.source))
 
 
+def resolve_target(rootfd: int, target: str) -> list[str]:
+    """The symlink-free components target names in the rootfs, read as a chroot would, missing
+    ones included (beneath a missing directory nothing is a symlink yet)."""
+    pending = [p for p in reversed(target.split("/")) if p]
+    resolved: list[str] = []
+    links, missing = 0, False
+    while pending:
+        part = pending.pop()
+        if part == ".":
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        link = None
+        if not missing:
+            try:
+                parent = beneath.open_beneath(rootfd, "/".join(resolved), beneath.DIR_FLAGS)
+            except FileNotFoundError:
+                missing = True
+            else:
+                with beneath.opened(parent), contextlib.suppress(OSError):
+                    link = os.readlink(part, dir_fd=parent)
+        if link is None:
+            resolved.append(part)
+            continue
+        links += 1
+        if links > beneath.MAX_SYMLINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), target)
+        if link.startswith("/"):
+            resolved = []
+        pending.extend(p for p in reversed(link.split("/")) if p)
+    return resolved
+
+
 def make_target(rootfd: int, target: str, as_file: bool) -> None:
-    """The mount point at target in the rootfs, made where missing; symlinks resolve inside it."""
+    """The mount point at target in the rootfs, made where missing, as crun will resolve it:
+    the image's symlinks are followed inside the rootfs, never out of it."""
+    parts = resolve_target(rootfd, target)
+    if not parts:
+        raise EngineError(f"mount target {target[:256]} resolves to the container's root", 400)
     if not as_file:
-        os.close(beneath.makedirs_in_root(rootfd, target))
+        os.close(beneath.makedirs_beneath(rootfd, "/".join(parts)))
         return
-    parent, _, name = target.rpartition("/")
-    with beneath.opened(beneath.makedirs_in_root(rootfd, parent or "/")) as parentfd:
-        try:
-            st = os.stat(name, dir_fd=parentfd, follow_symlinks=False)
-        except FileNotFoundError:
-            os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             0o644, dir_fd=parentfd))
-            return
-        if stat.S_ISLNK(st.st_mode):  # a file target through a symlink: resolved in the root
-            os.close(beneath.open_in_root(rootfd, target, os.O_RDONLY | os.O_CREAT, 0o644))
+    with beneath.opened(beneath.makedirs_beneath(rootfd, "/".join(parts[:-1]))) as parentfd, \
+            contextlib.suppress(FileExistsError):
+        os.close(os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644, dir_fd=parentfd))
 
 
 def copy_up(rootfd: int, target: str, data: Path) -> None:

@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from labagent.containers.model import CreateSpec
+from labagent.containers.model import CreateSpec, MountSpec
 from labagent.engine import Engine
 
 from .dockerhost import DOCKER, EngineProcess, start_engine
@@ -203,8 +202,6 @@ def test_the_images_volumes_become_anonymous_volumes(tmp_path: Path, engine: Eng
 
 def test_volume_events(engine: Engine) -> None:
     body_spec = CreateSpec("busybox", "", cmd=["true"])
-    from labagent.containers.model import MountSpec
-
     body_spec.mounts = [MountSpec("volume", "/data", "evvol", origin="binds")]
     with engine.events.subscribe() as sub:
         c = engine.lifecycle.create("ev", body_spec)
