@@ -211,3 +211,19 @@ def _own(fd: int, st: os.stat_result, mode: int) -> None:
     os.fchmod(fd, mode)
     with contextlib.suppress(OSError):
         os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def source_for(spec: CreateSpec, path: str, volumes: VolumeStore) -> tuple[Path, str] | None:
+    """The node directory and relative path behind a container path that lies in a bind or a
+    volume (the innermost mount wins), for archive and cp, which must see what the container
+    sees; None when the path is in the rootfs (or a tmpfs, which only exists while it runs)."""
+    clean = os.path.normpath("/" + path.lstrip("/"))
+    best: MountSpec | None = None
+    for mount in spec.mounts:
+        if (clean == mount.target or clean.startswith(mount.target + "/")) \
+                and (best is None or len(mount.target) > len(best.target)):
+            best = mount
+    if best is None or best.type == "tmpfs":
+        return None
+    root = volumes.data_dir(best.source) if best.type == "volume" else Path(best.source)
+    return root, clean[len(best.target):].lstrip("/")

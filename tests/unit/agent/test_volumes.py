@@ -10,8 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
+from labagent.containers import mountplan
 from labagent.containers.model import CreateSpec, MountSpec
 from labagent.engine import Engine
+from labagent.errors import EngineError
 
 from .dockerhost import DOCKER, EngineProcess, start_engine
 
@@ -254,3 +256,33 @@ def test_docker_cli_volume_verbs_and_run_options(eng: EngineProcess, tmp_path: P
     assert eng.docker("volume", "ls", "-q").stdout.strip() == ""
     assert eng.docker("volume", "rm", "-f", "clivol").returncode == 0  # force: a missing one is no error
     assert eng.docker("volume", "rm", "clivol").returncode != 0
+
+
+def test_volumes_survive_an_engine_restart(tmp_path: Path, engine: Engine) -> None:
+    engine.volumes.create("kept", {"a": "b"})
+    anon, _ = engine.volumes.create()
+    again = Engine(tmp_path / "root", engine.seams)
+    assert {v.name: v.labels for v in again.volumes.all()} == {
+        "kept": {"a": "b"}, anon.name: {"com.docker.volume.anonymous": ""}}
+
+
+def test_a_failed_create_leaves_no_volume_behind(engine: Engine) -> None:
+    image = engine.images.resolve("busybox")
+    cfg = image.config.setdefault("config", {})
+    cfg["Cmd"], cfg["Entrypoint"] = None, None
+    spec = CreateSpec("busybox", "", mounts=[MountSpec("volume", "/a", "", anonymous=True, origin="volumes"),
+                                             MountSpec("volume", "/n", "fresh", origin="binds")])
+    with pytest.raises(EngineError, match="No command"):
+        engine.lifecycle.create("nocmd", spec)
+    assert engine.volumes.all() == [] and engine.containers.all() == []
+
+
+def test_source_for_maps_container_paths_to_the_innermost_mount(engine: Engine, tmp_path: Path) -> None:
+    spec = CreateSpec("busybox", "", mounts=[MountSpec("volume", "/data", "dv", origin="binds"),
+                                             MountSpec("bind", "/data/host", str(tmp_path), origin="binds"),
+                                             MountSpec("tmpfs", "/run", origin="tmpfs")])
+    assert mountplan.source_for(spec, "/data/x/y", engine.volumes) == (engine.volumes.data_dir("dv"), "x/y")
+    assert mountplan.source_for(spec, "/data/host/../host/f", engine.volumes) == (tmp_path, "f")
+    assert mountplan.source_for(spec, "/data", engine.volumes) == (engine.volumes.data_dir("dv"), "")
+    assert mountplan.source_for(spec, "/database", engine.volumes) is None
+    assert mountplan.source_for(spec, "/run/x", engine.volumes) is None
