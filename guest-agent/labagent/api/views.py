@@ -111,7 +111,9 @@ def host_mounts(c: Container) -> dict[str, Any]:
     """HostConfig.Binds, Mounts, Tmpfs and VolumesFrom, as the create body gave them."""
     binds, mounts, tmpfs = [], [], {}
     for m in c.spec.mounts:
-        if m.origin == "binds":
+        if m.origin == "binds" and m.anonymous:
+            binds.append(":".join([m.target, *(["ro"] if m.readonly else [])]))
+        elif m.origin == "binds":
             modes = [*(["ro"] if m.readonly else []),
                      *(o for o in m.options if not o.startswith("label:"))]
             binds.append(":".join([m.source, m.target, *([",".join(modes)] if modes else [])]))

@@ -126,11 +126,20 @@ def _bind_modes(modes: list[str], kind: str, where: str) -> tuple[bool, list[str
     return readonly, options
 
 
+def _is_mode(text: str) -> bool:
+    return all(m in ("ro", "rw", "nocopy", *PROPAGATIONS) for m in text.split(","))
+
+
 def parse_bind(text: Any, where: str) -> MountSpec:
-    """`name:/path[:ro|rw|nocopy]` is a named volume, `/node/path:/path[:ro|rw|propagation]` a bind."""
+    """`name:/path[:ro|rw|nocopy]` is a named volume, `/node/path:/path[:ro|rw|propagation]` a bind,
+    and `/path[:ro|rw]` alone an anonymous volume (as dockerd parses Binds)."""
     if not isinstance(text, str) or len(text) > 2 * MAX_PATH:
         raise BadParameter(f"{where} must be a string")
     parts = text.split(":")
+    if len(parts) == 1 or (len(parts) == 2 and _is_mode(parts[1])):  # `/path[:mode]`: an anonymous volume
+        readonly, options = _bind_modes(parts[1].split(",") if len(parts) == 2 else [], "volume", where)
+        return MountSpec("volume", clean_target(parts[0], where), "", readonly, options, anonymous=True,
+                         origin="binds")
     if len(parts) not in (2, 3):
         raise BadParameter(f"{where}: invalid volume specification: {text[:64]!r}")
     source, target = parts[0], clean_target(parts[1], where)

@@ -126,7 +126,14 @@ def test_duplicate_targets_and_too_many_mounts_are_refused() -> None:
         mounts_of(Tmpfs={f"/t{i}": "" for i in range(300)})
 
 
-@pytest.mark.parametrize("bind", ["a:b:c:d", ":/x", "/src", "c:\\x:/y", "/src:/dst:ro,z", "/src:/dst:shared,bogus",
+def test_a_lone_bind_path_is_an_anonymous_volume() -> None:
+    [mount] = mounts_of(Binds=["/data:ro"])
+    assert (mount.type, mount.target, mount.source, mount.readonly, mount.anonymous) == ("volume", "/data", "",
+                                                                                        True, True)
+
+
+@pytest.mark.parametrize("bind", ["a:b:c:d", ":/x", "relative", "/", "/src:bogus", "c:\\x:/y",
+                                  "/src:/dst:ro,z", "/src:/dst:shared,bogus",
                                   "vol1:/dst:rshared", "/src:/dst:nocopy", "./rel:/dst"])
 def test_malformed_binds_are_refused(bind: str) -> None:
     with pytest.raises(BadParameter):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from labagent.containers import mountplan
 from labagent.containers.model import CreateSpec, MountSpec
+from labagent.containers.volumes import VolumeStore
 from labagent.engine import Engine
 from labagent.errors import EngineError
 
@@ -261,8 +262,8 @@ def test_docker_cli_volume_verbs_and_run_options(eng: EngineProcess, tmp_path: P
 def test_volumes_survive_an_engine_restart(tmp_path: Path, engine: Engine) -> None:
     engine.volumes.create("kept", {"a": "b"})
     anon, _ = engine.volumes.create()
-    again = Engine(tmp_path / "root", engine.seams)
-    assert {v.name: v.labels for v in again.volumes.all()} == {
+    again = VolumeStore(engine.volumes.dir)  # what the next engine start reads
+    assert {v.name: v.labels for v in again.all()} == {
         "kept": {"a": "b"}, anon.name: {"com.docker.volume.anonymous": ""}}
 
 
@@ -286,3 +287,25 @@ def test_source_for_maps_container_paths_to_the_innermost_mount(engine: Engine, 
     assert mountplan.source_for(spec, "/data", engine.volumes) == (engine.volumes.data_dir("dv"), "")
     assert mountplan.source_for(spec, "/database", engine.volumes) is None
     assert mountplan.source_for(spec, "/run/x", engine.volumes) is None
+
+
+def test_docker_py_models_volumes_and_run(eng: EngineProcess, api, tmp_path: Path) -> None:
+    sdk = docker.DockerClient(base_url=eng.host, timeout=15)
+    try:
+        volume = sdk.volumes.create("dockerpytest_1", driver="local", labels={"labelkey": "labelvalue"})
+        assert volume.attrs["Labels"] == {"labelkey": "labelvalue"}
+        assert sdk.volumes.get(volume.id).name == "dockerpytest_1"
+        assert volume in sdk.volumes.list(filters={"name": "dockerpytest_"})
+        assert volume not in sdk.volumes.list(filters={"name": "foobar"})
+        ctr = sdk.containers.run("busybox", "true", detach=True, volumes={
+            "dockerpytest_1": {"bind": "/named", "mode": "rw"}, str(tmp_path): {"bind": "/lone", "mode": "ro"}})
+        ctr.wait()
+        ctr.reload()
+        shown = {m["Destination"]: (m["Type"], m.get("Name"), m["RW"]) for m in ctr.attrs["Mounts"]}
+        assert shown["/named"] == ("volume", "dockerpytest_1", True)
+        assert shown["/lone"] == ("bind", None, False)
+        ctr.remove(v=True)
+        volume.remove()
+        assert volume not in sdk.volumes.list()
+    finally:
+        sdk.close()
