@@ -414,15 +414,20 @@ class Lifecycle:
             with contextlib.suppress(EngineError):
                 self.mounter.unmount(bundle / "rootfs")
             self.cgroups.remove(container.id)
+            if volumes:  # before the record goes: a wait for "removed" ends once it has
+                self._remove_anonymous_volumes(container)
             self.store.drop(container.id)
             rmtree(bundle)
         with self.store.lock:
             self._op_locks.pop(container.id, None)
-            if volumes:
-                for m in container.spec.mounts:
-                    if m.type == "volume" and m.anonymous and self.volumes.exists(m.source):
-                        with contextlib.suppress(EngineError):
-                            self.volumes.remove(m.source, mountplan.users_of(m.source, self.store.all()))
+
+    def _remove_anonymous_volumes(self, container: Container) -> None:
+        with self.store.lock:
+            others = [c for c in self.store.all() if c.id != container.id]
+            for m in container.spec.mounts:
+                if m.type == "volume" and m.anonymous and self.volumes.exists(m.source):
+                    with contextlib.suppress(EngineError):
+                        self.volumes.remove(m.source, mountplan.users_of(m.source, others))
 
     def ports_of(self, container: Container) -> list[PortBinding]:
         return container.spec.ports

@@ -309,3 +309,12 @@ def test_docker_py_models_volumes_and_run(eng: EngineProcess, api, tmp_path: Pat
         assert volume not in sdk.volumes.list()
     finally:
         sdk.close()
+
+
+@pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")
+def test_run_rm_removes_the_anonymous_volumes_and_keeps_named_ones(eng: EngineProcess) -> None:
+    before = set(eng.docker("volume", "ls", "-q").stdout.split())
+    out = eng.docker("run", "--rm", "-v", "/anon", "-v", "rmkeep:/keep", "busybox", "true")
+    assert out.returncode == 0, out.stderr
+    assert set(eng.docker("volume", "ls", "-q").stdout.split()) - before == {"rmkeep"}
+    assert eng.docker("volume", "rm", "rmkeep").returncode == 0
