@@ -19,8 +19,8 @@ from ..runtime.cgroups import read_small
 
 FULL = ("UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD")
 USER = ("USER", "PID", "%CPU", "%MEM", "VSZ", "RSS", "TTY", "STAT", "START", "TIME", "COMMAND")
-FULL_ARGS = re.compile(r"^-?[ef]+$")
-USER_ARGS = re.compile(r"^-?[auxw]*u[auxw]*$")
+FULL_ARGS = ("-ef", "-fe", "-f", "-e -f", "-f -e")
+USER_ARGS = re.compile(r"^-?[axw]*u[axw]*$")
 MAX_ARGS = 64
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -29,7 +29,7 @@ TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 def layout(ps_args: str) -> tuple[str, ...]:
     """The columns for ps_args: -ef (or none) and the `aux` family; anything else is a 400."""
     args = ps_args.strip()
-    if not args or (len(args) <= MAX_ARGS and FULL_ARGS.match(args)):
+    if not args or args in FULL_ARGS:
         return FULL
     if len(args) <= MAX_ARGS and USER_ARGS.match(args):
         return USER

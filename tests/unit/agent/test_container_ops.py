@@ -371,3 +371,21 @@ def test_operations_emit_docker_events(local) -> None:
     attrs = dict(seen)
     assert attrs["rename"]["oldName"] == "/ev" and attrs["rename"]["name"] == "ev2"
     assert attrs["kill"]["signal"] == "1" and attrs["pause"]["image"] == "busybox"
+
+
+@pytest.mark.skipif(DOCKER is None, reason="docker CLI missing")
+def test_docker_cli_top_stats_pause_ps_and_rename(eng: EngineProcess, sdk) -> None:
+    ctr = sleeper(sdk, name="cli1")
+    write_figures(cgroup_dir(eng, ctr.id))
+    out = eng.docker("top", "cli1")
+    assert out.returncode == 0 and out.stdout.split()[:8] == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    assert out.stdout.rstrip().endswith("sleep 60")
+    out = eng.docker("stats", "--no-stream", "--format", "{{.MemUsage}} {{.PIDs}} {{.BlockIO}}", "cli1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1023KiB", "/", "64MiB", "3", "512B", "/", "1.02kB"]  # usage - inactive_file
+    assert eng.docker("pause", "cli1").returncode == 0
+    out = eng.docker("ps", "--filter", "status=paused", "--format", "{{.Names}} {{.Status}}")
+    assert out.stdout.strip().startswith("cli1 Up") and out.stdout.strip().endswith("(Paused)")
+    assert eng.docker("unpause", "cli1").returncode == 0
+    assert eng.docker("rename", "cli1", "cli2").returncode == 0
+    assert eng.docker("ps", "--format", "{{.Names}}").stdout.split() == ["cli2"]
