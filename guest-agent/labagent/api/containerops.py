@@ -13,6 +13,7 @@ from ..containers.stats import Sampler
 from ..errors import BadParameter, Conflict
 from ..fsutil import read_json, write_json
 from ..interface import EngineInterface
+from ..units import parse_memory
 from .createbody import limits_from
 from .http import Request, Response, json_response
 from .router import Route
@@ -138,7 +139,7 @@ def updated_limits(body: dict[str, Any], old: Limits) -> Limits:
                          if k in APPLIED and k not in ("MemorySwap", "PidsLimit") and v not in (None, 0)})
     memory = given.memory or old.memory
     swap = body.get("MemorySwap")
-    if swap not in (None, 0, -1) and swap != memory:
+    if swap not in (None, 0, -1) and parse_memory(swap) != memory:
         raise BadParameter(f"MemorySwap={swap!r} is not supported by this engine: containers get no swap "
                            "(leave it unset or equal to Memory)")
     if given.nano_cpus:

@@ -28,11 +28,46 @@ def status_of(c: Container) -> str:
     return shown_status(c)
 
 
+def nested_repetition(pattern: str) -> bool:
+    """True for a repeated group that itself repeats or alternates ("(a+)+", "(a|aa)*"), or a
+    backreference: the patterns Python's backtracking engine can take exponential time on
+    (dockerd's RE2 cannot). Names are matched as dockerd does otherwise."""
+    if re.search(r"\\[1-9]|\(\?P=", pattern):
+        return True
+    stack: list[bool] = []  # per open group: has it a quantifier (or an alternation) inside?
+    inner = False
+    escaped = in_class = False
+    for i, ch in enumerate(pattern):
+        if escaped:
+            escaped = False
+            continue
+        if ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            stack.append(inner)
+            inner = False
+        elif ch == ")" and stack:
+            quantified = pattern[i + 1:i + 2] in ("*", "+", "?", "{")
+            if quantified and inner:
+                return True
+            inner = stack.pop() or inner or quantified
+        elif ch in "*+{|" or (ch == "?" and i and pattern[i - 1] not in "(*+?}"):
+            inner = True
+    return False
+
+
 def _name_patterns(values: list[str]) -> list[re.Pattern[str]]:
     patterns = []
     for value in values:
         if len(value) > MAX_PATTERN:
             raise BadParameter(f"invalid filter 'name': a pattern of at most {MAX_PATTERN} characters")
+        if nested_repetition(value):
+            raise BadParameter(f"invalid filter 'name={value}': nested repetition and backreferences "
+                               "are not supported")
         try:
             patterns.append(re.compile(value))
         except re.error as exc:

@@ -291,6 +291,7 @@ def test_list_filters_labels_limit_and_size(sdk) -> None:
     assert ids(filters={"label": "tier=web"}) == {a.id}
     assert ids(filters={"label": ["tier"]}) == {a.id, b.id}
     assert ids(filters={"name": "^/web"}) == {a.id}
+    assert ids(filters={"name": "^/(web|db)-[ab]$"}) == {a.id, b.id}
     assert ids(filters={"name": "d.-"}) == {b.id}  # a regular expression, searched in the name
     assert ids(filters={"id": a.id[:8]}) == {a.id}
     assert ids(filters={"status": "exited"}) == {done.id}  # a status filter lists stopped ones
@@ -314,6 +315,7 @@ def test_list_filters_labels_limit_and_size(sdk) -> None:
 
 @pytest.mark.parametrize("filters", [{"nosuch": "x"}, {"status": "sleeping"}, {"exited": "x"},
                                      {"health": "ok"}, {"name": "("}, {"name": "a" * 300},
+                                     {"name": "(a+)+$"}, {"name": "(a|aa)*b"}, {"name": "(x)\\1"},
                                      {"publish": "80/xyz"}, {"publish": "0-99999"}])
 def test_list_refuses_bad_filters(sdk, filters: dict[str, str]) -> None:
     with pytest.raises(docker.errors.APIError) as err:
