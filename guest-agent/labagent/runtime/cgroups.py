@@ -132,7 +132,10 @@ class Cgroups:
         quota, period = cpu
         writes.append(("cpu.max", f"{quota} {period}" if quota else f"max {period or 100000}"))
         writes.append(("pids.max", str(pids) if pids > 0 else "max"))
+        mounted = (self.fs_root / "cgroup.controllers").exists()  # not in tests: plain directories
         for name, value in writes:
+            if name == "memory.swap.max" and mounted and not (group / name).exists():
+                continue  # a kernel without swap accounting has no swap to limit
             try:
                 with open(group / name, "w") as handle:
                     handle.write(value)
