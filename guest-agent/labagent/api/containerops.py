@@ -131,6 +131,10 @@ def restart_policy(value: Any, auto_remove: bool) -> RestartPolicy | None:
 
 def updated_limits(body: dict[str, Any], old: Limits) -> Limits:
     """The limits after an update: a field given non-zero replaces the old value, zero keeps it."""
+    for name in APPLIED:
+        value = body.get(name)
+        if isinstance(value, int) and not -(1 << 63) <= value < 1 << 63:
+            raise BadParameter(f"{name}={value} is out of range (a 64-bit integer)")
     for name, value in body.items():
         if name in ZERO_ONLY and value not in (None, 0, "", [], {}) and not (name == "MemorySwappiness"
                                                                           and value == -1):

@@ -184,13 +184,14 @@ def version() -> dict[str, Any]:
 def info(containers: list[Container], images: int, root: str) -> dict[str, Any]:
     uname = os.uname()
     running = sum(c.running for c in containers)
+    paused = sum(c.running and c.state.paused for c in containers)
     try:
         mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         mem = 0
     return {
         "ID": uname.nodename, "Name": uname.nodename, "Containers": len(containers),
-        "ContainersRunning": running, "ContainersPaused": 0,
+        "ContainersRunning": running - paused, "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running, "Images": images,
         "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "overlayfs"]],
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,

@@ -151,6 +151,8 @@ def test_pause_freezes_and_unpause_thaws(sdk, eng: EngineProcess) -> None:
     assert (state["Status"], state["Running"], state["Paused"], state["ExitCode"]) == ("paused", True, True, 0)
     assert (cgroup_dir(eng, ctr.id) / "cgroup.freeze").read_text() == "1"
     assert proc_state(pid) == "T"
+    info = sdk.info()
+    assert (info["ContainersPaused"], info["ContainersRunning"]) == (1, 0)
     [listed] = sdk.api.containers(filters={"name": "pz"})
     assert listed["State"] == "paused" and listed["Status"].endswith("(Paused)")
     assert [c["Id"] for c in sdk.api.containers(filters={"status": "paused"})] == [ctr.id]
@@ -226,6 +228,29 @@ def test_update_refuses_what_it_cannot_apply_by_name(sdk, kwargs: dict[str, obje
         sdk.api.update_container(ctr.id, **kwargs)
     assert err.value.status_code == 400
     assert sdk.api.inspect_container(ctr.id)["HostConfig"]["Memory"] == 64 << 20
+
+
+@pytest.mark.parametrize("body", [{"Memory": 1 << 70}, {"PidsLimit": 1 << 64}, {"Memory": "lots"},
+                                  {"PidsLimit": "9"}, {"NanoCpus": -5}, {"CpuQuota": 10},
+                                  {"RestartPolicy": {"Name": "sometimes"}},
+                                  {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": "3"}},
+                                  {"RestartPolicy": "always"}, {"Privileged": True}, {"Image": "x"}])
+def test_update_refuses_hostile_bodies(sdk, eng: EngineProcess, body: dict[str, object]) -> None:
+    ctr = sleeper(sdk, mem_limit=64 << 20)
+    url = sdk.api._url("/containers/{0}/update", ctr.id)
+    answer = sdk.api._post_json(url, data=body)
+    assert answer.status_code == 400, answer.text
+    assert sdk.api.inspect_container(ctr.id)["HostConfig"]["Memory"] == 64 << 20
+    assert (cgroup_dir(eng, ctr.id) / "memory.max").exists() is False  # nothing half-applied
+
+
+def test_update_of_a_stopped_container_is_recorded_for_its_next_start(sdk, eng: EngineProcess) -> None:
+    ctr = sdk.containers.create("busybox", ["sleep", "60"])
+    sdk.api.update_container(ctr.id, mem_limit=48 << 20)
+    ctr.start()
+    assert sdk.api.inspect_container(ctr.id)["HostConfig"]["Memory"] == 48 << 20
+    config = (eng.base / "root" / "containers" / ctr.id / "config.json").read_text()
+    assert f'"limit": {48 << 20}' in config
 
 
 @pytest.mark.skipif(DOCKER is None, reason="docker CLI missing")
