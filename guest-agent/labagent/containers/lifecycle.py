@@ -356,7 +356,7 @@ class Lifecycle:
             self._signal(container, signal.SIGTERM)
         if container.state.paused:  # frozen, it would never see the SIGTERM: thaw it, as dockerd does
             with contextlib.suppress(EngineError):
-                self.unpause(container.id)
+                self._thaw(container)
         if not self._wait_exit(container, run, timeout):
             with contextlib.suppress(Conflict):
                 self._signal(container, signal.SIGKILL)
@@ -425,10 +425,14 @@ class Lifecycle:
         with self._op(container.id):
             if not container.state.paused:
                 raise Conflict(f"Container {container.id} is not paused")
-            self.cgroups.freeze(container.id, False)
-            with self.store.lock:
-                container.state.paused = False
-                self.store.save(container)
+            self._thaw(container)
+
+    def _thaw(self, container: Container) -> None:
+        """Unfreeze without the operation lock, so stop() may call it from anywhere."""
+        self.cgroups.freeze(container.id, False)
+        with self.store.lock:
+            container.state.paused = False
+            self.store.save(container)
         self.events.emit("container", "unpause", container.id, name=container.name, image=container.spec.image)
 
     def rename(self, ref: str, new_name: str) -> None:

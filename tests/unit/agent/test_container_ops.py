@@ -416,3 +416,16 @@ def test_docker_cli_top_stats_pause_ps_and_rename(eng: EngineProcess, sdk) -> No
     assert eng.docker("unpause", "cli1").returncode == 0
     assert eng.docker("rename", "cli1", "cli2").returncode == 0
     assert eng.docker("ps", "--format", "{{.Names}}").stdout.split() == ["cli2"]
+
+
+def test_a_stats_stream_ends_when_its_client_hangs_up(sdk, eng: EngineProcess) -> None:
+    ctr = sleeper(sdk)
+    before = eng.threads()
+    url = sdk.api._url("/containers/{0}/stats", ctr.id)
+    streams = [sdk.api._get(url, params={"stream": "1"}, stream=True) for _ in range(3)]
+    for response in streams:
+        assert response.status_code == 200 and b"cpu_stats" in next(response.iter_lines())
+    assert eng.threads() > before
+    for response in streams:
+        response.close()
+    assert until(lambda: eng.threads() <= before, timeout=10), "stats threads linger"
