@@ -118,12 +118,25 @@ def build(engine: EngineInterface, raw: str) -> tuple[Callable[[Container], bool
     before = [parse_rfc3339(engine.containers.get(ref).created) for ref in f.get("before")]
     since = [parse_rfc3339(engine.containers.get(ref).created) for ref in f.get("since")]
     ancestors: set[str] = set()
+    bases: list[list[str]] = []  # the layers of each ancestor: an image built on one descends from it
     for ref in f.get("ancestor"):
         ancestors.add(ref)
         try:
-            ancestors.add(engine.images.resolve(ref).id)
+            image = engine.images.resolve(ref)
         except EngineError:
-            pass  # an unknown image matches by name only, as dockerd does
+            continue  # an unknown image matches by name only, as dockerd does
+        ancestors.add(image.id)
+        if image.diff_ids:
+            bases.append(image.diff_ids)
+
+    def descends(c: Container) -> bool:
+        if not bases:
+            return False
+        try:
+            layers = engine.images.resolve(c.spec.image_id).diff_ids
+        except EngineError:
+            return False
+        return any(layers[:len(base)] == base for base in bases)
     publish, expose = _ports(f.get("publish"), "publish"), _ports(f.get("expose"), "expose")
     if any(v not in ("true", "false") for v in f.get("is-task")):
         raise BadParameter("invalid filter 'is-task': want true or false")
@@ -140,7 +153,7 @@ def build(engine: EngineInterface, raw: str) -> tuple[Callable[[Container], bool
             not names or any(p.search(f"/{c.name}") for p in names),
             f.labels_match(c.spec.labels),
             f.any_of("status", [status_of(c)]),
-            not ancestors or bool(tags & ancestors),
+            not ancestors or bool(tags & ancestors) or descends(c),
             not exited or (c.state.status == "exited" and c.state.exit_code in exited),
             all(created < t for t in before), all(created > t for t in since),
             f.any_of("health", [c.state.health or "none"]),

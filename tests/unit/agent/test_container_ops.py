@@ -11,6 +11,7 @@ import pytest
 from labagent.engine import Engine
 from labagent.server import serve
 
+from .conftest import docker_save, tar_bytes
 from .dockerhost import DOCKER, EngineProcess, start_engine, until
 
 docker = pytest.importorskip("docker")
@@ -429,3 +430,17 @@ def test_a_stats_stream_ends_when_its_client_hangs_up(sdk, eng: EngineProcess) -
     for response in streams:
         response.close()
     assert until(lambda: eng.threads() <= before, timeout=10), "stats threads linger"
+
+
+def test_ancestor_matches_images_built_on_the_given_one(sdk) -> None:
+    base, top_layer = tar_bytes({"base": b"1"}), tar_bytes({"app": b"2"})
+    sdk.images.load(docker_save([base], ["anc-base:1"], cmd=["sleep", "60"]))
+    sdk.images.load(docker_save([base, top_layer], ["anc-child:1"], cmd=["sleep", "60"]))
+    sdk.images.load(docker_save([top_layer], ["anc-other:1"], cmd=["sleep", "60"]))
+    child = sdk.containers.create("anc-child:1")
+    other = sdk.containers.create("anc-other:1")
+    ids = lambda ref: {c["Id"] for c in sdk.api.containers(all=True, filters={"ancestor": ref})}  # noqa: E731
+    assert ids("anc-base:1") == {child.id}
+    assert ids("anc-child:1") == {child.id}
+    assert ids("anc-other:1") == {other.id} and ids(other.image.id) == {other.id}
+    assert ids("anc-other") == set()  # anc-other:latest, which does not exist
