@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 CONTROLLERS = ("cpu", "memory", "pids")
 FREEZE_TIMEOUT = 10.0  # seconds for cgroup.events to say the freeze (or thaw) is done
 FREEZE_CHECK = 0.01
-MAX_CGROUP_FILE = 1 << 20  # a cgroup or proc file read whole: bounded all the same
+MAX_CGROUP_FILE = 1 << 20
+MAX_PIDS = 1 << 16  # processes listed by top, at most  # a cgroup or proc file read whole: bounded all the same
 
 
 class Cgroups:
@@ -96,9 +97,19 @@ class Cgroups:
         return read_small(self.container_dir(cid) / name)
 
     def procs(self, cid: str) -> list[int]:
-        """The pids in the container's cgroup (its init, children and execs), sorted."""
-        text = self.read(cid, "cgroup.procs") or ""
-        return sorted({int(word) for word in text.split() if word.isdigit()})
+        """The pids in the container's cgroup and the groups below it (a container may make its
+        own, cgroupns being private), sorted: its init, children and execs."""
+        pids: set[int] = set()
+        groups = [self.container_dir(cid)]
+        while groups and len(pids) < MAX_PIDS:
+            group = groups.pop()
+            text = read_small(group / "cgroup.procs") or ""
+            pids.update(int(word) for word in text.split() if word.isdigit())
+            try:
+                groups += [Path(e.path) for e in os.scandir(group) if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+        return sorted(pids)
 
     def freeze(self, cid: str, frozen: bool, timeout: float = FREEZE_TIMEOUT) -> None:
         """cgroup v2 freezer: write cgroup.freeze, then wait for cgroup.events to say `frozen N`.

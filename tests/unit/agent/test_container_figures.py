@@ -174,3 +174,14 @@ def test_set_limits_writes_the_cgroup_v2_files(tmp_path: Path) -> None:
     cg.set_limits("c1", 0, (0, 0), 10)
     assert (group / "cpu.max").read_text() == "max 100000" and (group / "pids.max").read_text() == "10"
     assert (group / "memory.max").read_text() == str(64 << 20)  # 0: left as it was
+
+
+def test_procs_include_the_groups_a_container_made_below_its_own(tmp_path: Path) -> None:
+    cg = Cgroups(tmp_path / "cgroup")
+    group = cg.container_dir("c1")
+    (group / "sub" / "deeper").mkdir(parents=True)
+    (group / "cgroup.procs").write_text("10\n2\n")
+    (group / "sub" / "cgroup.procs").write_text("")
+    (group / "sub" / "deeper" / "cgroup.procs").write_text("7\nbogus\n")
+    assert cg.procs("c1") == [2, 7, 10]
+    assert cg.procs("nosuch") == []
