@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import builds, containers, execs, images, system, volumes
+from . import builds, containerops, containers, execs, images, system, volumes
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
 TABLES: tuple[Sequence[Route], ...] = (
     system.ROUTES,
     containers.ROUTES,
+    containerops.ROUTES,
     execs.ROUTES,
     images.ROUTES,
     builds.ROUTES,

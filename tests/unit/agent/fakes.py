@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -109,6 +111,26 @@ class RecordingWhiteouts:
         self.opaques.append(path)
 
 
+class FakeCgroups(Cgroups):
+    """Cgroups on a plain directory tree; the freezer plays the kernel's part.
+
+    Freezing stops the processes listed in the group's cgroup.procs (SIGSTOP, which, like a
+    frozen cgroup, still lets SIGKILL through) and writes `frozen 1` to cgroup.events; thawing
+    undoes both. The real code then reads cgroup.events as it does on a node.
+    """
+
+    def freeze(self, cid: str, frozen: bool, timeout: float = 10.0) -> None:
+        group = self.container_dir(cid)
+        if group.is_dir():
+            for pid in self.procs(cid):
+                try:
+                    os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+            (group / "cgroup.events").write_text(f"populated 1\nfrozen {int(frozen)}\n")
+        super().freeze(cid, frozen, timeout)
+
+
 def make_seams(tmp: Path) -> Seams:
     """Seams for an engine rooted in tmp: fake crun script, fake busybox, fake network and mounts."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -117,10 +139,11 @@ def make_seams(tmp: Path) -> Seams:
     busybox.chmod(0o755)
     crun = tmp / "crun"
     crun.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-                    "import fakecrun\nsys.exit(fakecrun.main(sys.argv[1:]))\n")
+                    f"import fakecrun\nfakecrun.CGROUP_ROOT = {str(tmp / 'cgroup')!r}\n"
+                    "sys.exit(fakecrun.main(sys.argv[1:]))\n")
     crun.chmod(0o755)
     resolv = tmp / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.53\nnameserver 10.0.2.3\n")
     return Seams(runtime=Runtime(str(crun), tmp / "crun-state"), network=FakeNetwork(),
-                 cgroups=Cgroups(tmp / "cgroup"), mounter=FakeMounter(),
+                 cgroups=FakeCgroups(tmp / "cgroup"), mounter=FakeMounter(),
                  whiteouts=RecordingWhiteouts(), busybox=busybox, resolv=resolv)
