@@ -39,7 +39,35 @@ class _BodyReader:
             pass
 
 
-def _tar_stream(req: Request, headers: dict[str, str] | None = None) -> StreamWriter:
+class _TarOut:
+    """The reply body: sent in pieces of 64 KiB or more, but the last 64 KiB (which hold the tar's
+    end) only with the chunked terminator, in one write, once the operation is over. A client
+    that stops reading at the tar's end (the docker CLI does) then never finds the engine still
+    writing to it, and its next request finds the rootfs unmounted."""
+
+    HOLD = 1 << 16
+
+    def __init__(self, writer: StreamWriter) -> None:
+        self.writer = writer
+        self.held = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.held += data
+        if len(self.held) >= 2 * self.HOLD:
+            self.writer.write(bytes(self.held[:-self.HOLD]))
+            del self.held[:-self.HOLD]
+        return len(data)
+
+    def finish(self) -> None:
+        tail = bytes(self.held)
+        if self.writer.chunked:
+            self.writer.wfile.write((b"%x\r\n%s\r\n" % (len(tail), tail) if tail else b"") + b"0\r\n\r\n")
+            self.writer.wfile.flush()
+        else:
+            self.writer.write(tail)
+
+
+def _tar_stream(req: Request, headers: dict[str, str] | None = None) -> _TarOut:
     """As Request.stream, with the stat header, and the write timeout kept (see the docstring)."""
     h = req.handler
     chunked = h.request_version == "HTTP/1.1"
@@ -55,7 +83,7 @@ def _tar_stream(req: Request, headers: dict[str, str] | None = None) -> StreamWr
     h.end_headers()
     h.wfile.flush()
     req.streamed = True
-    return StreamWriter(h.wfile, chunked)
+    return _TarOut(StreamWriter(h.wfile, chunked))
 
 
 def _event(engine: EngineInterface, action: str, ref: str) -> None:
@@ -75,7 +103,7 @@ def archive_get(engine: EngineInterface, req: Request, ref: str) -> Response | N
         writer = _tar_stream(req, header)
         arcname = "." if found.name == "/" else found.name
         archive.write_tar(writer, found.dirfd, found.base, arcname)
-        writer.close()
+    writer.finish()  # once the rootfs is unmounted
     _event(engine, "archive-path", container.id)
     return None
 
@@ -103,7 +131,7 @@ def export(engine: EngineInterface, req: Request, ref: str) -> None:
     with archive.container_root(engine.lifecycle, container) as rootfd:
         writer = _tar_stream(req)
         archive.export_tar(writer, rootfd)
-        writer.close()
+    writer.finish()
     _event(engine, "export", container.id)
 
 

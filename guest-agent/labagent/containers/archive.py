@@ -133,25 +133,6 @@ def stat_path(rootfd: int, found: Located) -> PathStat:
 
 
 # tar out ---------------------------------------------------------------------------------------
-class _Batched:
-    """Writes to sink in pieces of about 64 KiB: tarfile writes 512-byte blocks."""
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.buffer = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.buffer += data
-        if len(self.buffer) >= 1 << 16:
-            self.flush()
-        return len(data)
-
-    def flush(self) -> None:
-        if self.buffer:
-            self.sink.write(bytes(self.buffer))
-            self.buffer.clear()
-
-
 class _Exact:
     """Exactly size bytes of a file that a running container may be growing or truncating."""
 
@@ -236,21 +217,17 @@ class _Writer:
 
 def write_tar(sink: Sink, parent: int, name: str, arcname: str) -> None:
     """The tree at name (in the directory parent) as a tar, its top member called arcname."""
-    out = _Batched(sink)
-    # ignore: typeshed asks a stream-mode fileobj for more than write()
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+    # ignore: typeshed asks a stream-mode fileobj for more than write(); stream mode writes 10 KiB pieces
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         _Writer(tar).entry(parent, name, arcname)
-    out.flush()
 
 
 def export_tar(sink: Sink, rootfd: int) -> None:
     """The whole rootfs, members named relative to it (`bin/sh`), as `docker export` writes."""
-    out = _Batched(sink)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         writer = _Writer(tar)
         for child in sorted(os.listdir(rootfd)):
             writer.entry(rootfd, child, child, 1)
-    out.flush()
 
 
 # tar in ----------------------------------------------------------------------------------------

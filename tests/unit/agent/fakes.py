@@ -115,6 +115,16 @@ def _tree(root: Path) -> dict[str, tuple[int, int, int, str]]:
     return found
 
 
+def _copy(src: Path, dst: Path) -> None:
+    """A file or symlink copied with its mode, times and owner (shutil.copy2 drops the owner)."""
+    if src.is_symlink():
+        dst.symlink_to(os.readlink(src))
+    else:
+        shutil.copy2(src, dst)
+    st = src.lstat()
+    os.lchown(dst, st.st_uid, st.st_gid)
+
+
 def _is_whiteout(path: Path) -> bool:
     st = path.lstat()
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
@@ -134,6 +144,7 @@ class MergingMounter(FakeMounter):
         self.layers: dict[Path, tuple[list[Path], Path, dict[str, tuple[int, int, int, str]]]] = {}
 
     def mount(self, lowers: list[Path], upper: Path, work: Path, merged: Path) -> None:
+        assert merged not in self.mounted, f"{merged} mounted twice"  # a real overlay would refuse
         super().mount(lowers, upper, work, merged)
         for layer in [*lowers, upper]:
             for dirpath, dirnames, filenames in os.walk(layer):
@@ -151,10 +162,7 @@ class MergingMounter(FakeMounter):
                     else:
                         if dst.is_symlink() or dst.exists():
                             dst.unlink()
-                        if src.is_symlink():
-                            dst.symlink_to(os.readlink(src))
-                        else:
-                            shutil.copy2(src, dst)
+                        _copy(src, dst)
         self.layers[merged] = (lowers, upper, _tree(merged))
 
     def unmount(self, merged: Path) -> None:
@@ -176,10 +184,7 @@ class MergingMounter(FakeMounter):
                     shutil.rmtree(dst)
                 elif dst.exists() or dst.is_symlink():
                     dst.unlink()
-                if src.is_symlink():
-                    dst.symlink_to(os.readlink(src))
-                else:
-                    shutil.copy2(src, dst)
+                _copy(src, dst)
             gone: list[str] = []
             for rel in sorted(set(before) - set(after)):
                 if any(rel.startswith(g + "/") for g in gone):
