@@ -8,12 +8,17 @@ operation lock for longer than one io_timeout.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
 
 from ..containers import archive, changes
-from ..errors import BadParameter
+from ..containers.model import Container
+from ..errors import BadParameter, EngineError
 from ..interface import EngineInterface
 from .http import Request, Response, StreamWriter, json_response
 from .router import Route
+
+REFUSAL_DRAIN = 1 << 20  # bytes of a refused upload read (and dropped) to answer on a live connection
 
 
 class _BodyReader:
@@ -32,11 +37,14 @@ class _BodyReader:
             data, self.pending = self.pending[:n], self.pending[n:]
         return data
 
-    def drain(self) -> None:
-        """Read what follows the end of the archive, so the connection stays usable."""
-        self.pending = b""
-        for _ in self.chunks:
-            pass
+    def drain(self, limit: int | None = None) -> None:
+        """Read what follows the end of the archive, so the connection stays usable; with a
+        limit, give up past it (the connection then closes after the reply)."""
+        self.pending, seen = b"", 0
+        for chunk in self.chunks:
+            seen += len(chunk)
+            if limit is not None and seen > limit:
+                return
 
 
 class _TarOut:
@@ -91,12 +99,26 @@ def _event(engine: EngineInterface, action: str, ref: str) -> None:
     engine.events.emit("container", action, c.id, name=c.name, image=c.spec.image)
 
 
+def mounts(engine: EngineInterface, container: Container) -> list[archive.MountSource]:
+    """The container's binds and volumes, as node directories. Volumes are found through the
+    engine's volume store (`engine.volumes.data_dir(name)`) once there is one; tmpfs mounts live
+    only in a running container's mount namespace, so a path in one is the rootfs' own."""
+    store = getattr(engine, "volumes", None)
+    found = []
+    for m in container.spec.mounts:
+        if m.type == "bind" and m.source:
+            found.append(archive.MountSource(m.target, Path(m.source), m.readonly))
+        elif m.type == "volume" and store is not None:
+            found.append(archive.MountSource(m.target, Path(store.data_dir(m.source)), m.readonly))
+    return found
+
+
 def archive_get(engine: EngineInterface, req: Request, ref: str) -> Response | None:
     """HEAD: the stat header only; GET: the header and the tar of the path."""
     container = engine.containers.get(ref)
     path = req.arg("path")
-    with archive.container_root(engine.lifecycle, container) as rootfd, \
-            archive.locate(rootfd, path, ref) as found:
+    with archive.container_tree(engine.lifecycle, container, path, mounts(engine, container)) as (rootfd, inner, _), \
+            archive.locate(rootfd, path, ref, inner) as found:
         header = {archive.STAT_HEADER: archive.stat_path(rootfd, found).header()}
         if req.method == "HEAD":
             return Response(200, b"", "application/x-tar", header)
@@ -113,17 +135,33 @@ def archive_put(engine: EngineInterface, req: Request, ref: str) -> Response:
     path = req.arg("path")
     keep_kinds = req.flag("noOverwriteDirNonDir")
     copy_ids = req.flag("copyUIDGID")
-    if container.spec.readonly_rootfs:
-        raise BadParameter("container rootfs is marked read-only")
     body = _BodyReader(req.body_chunks())
-    with archive.container_root(engine.lifecycle, container) as rootfd:
-        owner = None
-        if copy_ids:
-            owner = archive.copy_owner(rootfd, container, engine.images.resolve(container.spec.image_id).config)
-        archive.extract(rootfd, path, body, ref, owner=owner, keep_kinds=keep_kinds)
+    try:
+        _extract(engine, container, ref, path, body, keep_kinds, copy_ids)
+    except EngineError:
+        # a refusal before or while the tar was read: the rest of a small body is read first, so
+        # the client, still sending, reads the error rather than meeting a closed connection
+        body.drain(REFUSAL_DRAIN)
+        raise
     body.drain()
     _event(engine, "extract-to-dir", container.id)
     return Response(200, b"", "text/plain")
+
+
+def _extract(engine: EngineInterface, container: Container, ref: str, path: str, body: _BodyReader,
+             keep_kinds: bool, copy_ids: bool) -> None:
+    with archive.container_tree(engine.lifecycle, container, path, mounts(engine, container)) as \
+            (rootfd, inner, mount):
+        if mount is None and container.spec.readonly_rootfs:
+            raise BadParameter("container rootfs is marked read-only")
+        if mount is not None and mount.readonly:
+            raise BadParameter("mounted volume is marked read-only")
+        owner = None
+        if copy_ids:
+            with archive.container_root(engine.lifecycle, container) if mount else nullcontext(rootfd) as users_root:
+                config = engine.images.resolve(container.spec.image_id).config
+                owner = archive.copy_owner(users_root, container, config)
+        archive.extract(rootfd, path, body, ref, owner=owner, keep_kinds=keep_kinds, inner=inner)
 
 
 def export(engine: EngineInterface, req: Request, ref: str) -> None:

@@ -89,8 +89,7 @@ def clean_query(path: str) -> str:
         raise BadParameter("path cannot be empty")
     if "\0" in path:
         raise BadParameter("path must not hold a NUL byte")
-    clean = posixpath.normpath("/" + path)
-    clean = "/" + clean.lstrip("/")  # normpath keeps a leading `//`
+    clean = _absolute(path)  # normpath alone keeps a leading `//`
     if path.endswith("/.") and clean != "/":
         return clean + "/."
     if path.endswith("/") and clean != "/":
@@ -98,11 +97,53 @@ def clean_query(path: str) -> str:
     return clean
 
 
-@contextmanager
-def locate(rootfd: int, path: str, where: str) -> Iterator[Located]:
-    """The path's parent opened in the rootfs (symlinks followed inside it), its last component
-    not followed, as Docker resolves an archive path; NotFound names it as Docker does."""
+def _absolute(path: str) -> str:
+    return "/" + posixpath.normpath("/" + path).lstrip("/")
+
+
+@dataclass(frozen=True)
+class MountSource:
+    """A node directory mounted in the container (a bind or a volume): paths under its target are
+    read and written there, as Docker mounts a container's volumes for an archive call."""
+
+    target: str
+    source: Path
+    readonly: bool = False
+
+
+def in_mount(path: str, mounts: list[MountSource]) -> tuple[MountSource, str] | None:
+    """The mount the cleaned path falls in (the deepest), and the path inside its source.
+
+    Matched on the cleaned path, not through the rootfs' symlinks: a symlink in the image that
+    leads into a mount point reaches the rootfs' directory under it, never outside the rootfs.
+    """
     clean = clean_query(path)
+    lexical = posixpath.normpath(clean)
+    best: MountSource | None = None
+    for mount in mounts:
+        target = _absolute(mount.target)
+        if (lexical == target or lexical.startswith(target.rstrip("/") + "/")) and \
+                (best is None or len(target) > len(_absolute(best.target))):
+            best = mount
+    if best is None:
+        return None
+    rest = lexical[len(_absolute(best.target)):] or "/"
+    if clean.endswith("/.") and rest != "/":
+        rest += "/."
+    elif clean.endswith("/") and rest != "/":
+        rest += "/"
+    return best, rest
+
+
+@contextmanager
+def locate(rootfd: int, path: str, where: str, inner: str | None = None) -> Iterator[Located]:
+    """The path's parent opened in the rootfs (symlinks followed inside it), its last component
+    not followed, as Docker resolves an archive path; NotFound names it as Docker does.
+
+    inner: where to look under rootfd when it is a mount's source rather than the rootfs (path
+    still gives the name)."""
+    clean = clean_query(inner or path)
+    asked = clean_query(path)
     head, base = posixpath.split(clean)
     missing = NotFound(f"Could not find the file {path} in container {where}")
     try:
@@ -116,9 +157,9 @@ def locate(rootfd: int, path: str, where: str) -> Iterator[Located]:
             os.stat(base or ".", dir_fd=dirfd, follow_symlinks=False)
         except OSError:
             raise missing from None
-        name = posixpath.basename(clean.rstrip("/")) or "/"
-        if base in ("", "."):
-            name = "." if base == "." else name
+        name = posixpath.basename(asked.rstrip("/")) or "/"
+        if asked.endswith("/."):
+            name = "."
         yield Located(dirfd, base or ".", name, clean)
     finally:
         os.close(dirfd)
@@ -232,9 +273,10 @@ def export_tar(sink: Sink, rootfd: int) -> None:
 
 # tar in ----------------------------------------------------------------------------------------
 def extract(rootfd: int, path: str, stream: Readable, where: str, *, owner: tuple[int, int] | None,
-            keep_kinds: bool, limits: Limits | None = None) -> None:
-    """Unpack stream into the directory path of the rootfs (every symlink of path followed inside it)."""
-    clean = clean_query(path)
+            keep_kinds: bool, limits: Limits | None = None, inner: str | None = None) -> None:
+    """Unpack stream into the directory path of the rootfs (every symlink of path followed inside
+    it); inner, as for locate(), when rootfd is a mount's source."""
+    clean = clean_query(inner or path)
     try:
         pathfd = open_in_root(rootfd, clean, os.O_PATH)
     except OSError as exc:
@@ -259,7 +301,7 @@ def copy_owner(rootfd: int, container: Container, image_config: dict[str, object
     return int(user["uid"]), int(user["gid"])
 
 
-# the rootfs, mounted for the operation -----------------------------------------------------------
+# the rootfs, mounted for the operation, or the mount a path falls in ---------------------------
 @contextmanager
 def container_root(lifecycle: Lifecycle, container: Container) -> Iterator[int]:
     """The container's merged rootfs as an fd: the running one's, or mounted for this operation."""
@@ -278,3 +320,21 @@ def container_root(lifecycle: Lifecycle, container: Container) -> Iterator[int]:
         finally:
             if mine:
                 lifecycle.mounter.unmount(merged)
+
+
+@contextmanager
+def container_tree(lifecycle: Lifecycle, container: Container, path: str,
+                   mounts: list[MountSource]) -> Iterator[tuple[int, str | None, MountSource | None]]:
+    """Where path lives: (tree fd, path inside it or None for the rootfs itself, the mount if any)."""
+    found = in_mount(path, mounts)
+    if found is None:
+        with container_root(lifecycle, container) as rootfd:
+            yield rootfd, None, None
+        return
+    mount, rest = found
+    try:  # a bind's source is the API caller's node path (root's, as with dockerd), a volume's the engine's
+        rootfd = os.open(mount.source, DIR_FLAGS)
+    except OSError as exc:
+        raise EngineError(f"the mount at {mount.target} is not reachable on the node: {exc.strerror}") from None
+    with opened(rootfd):
+        yield rootfd, rest, mount

@@ -224,3 +224,42 @@ def test_changes_reads_whiteouts_as_deletions_and_hides_engine_mount_points(tmp_
                      {"Path": "/etc", "Kind": 0}, {"Path": "/etc/passwd", "Kind": 0},
                      {"Path": "/new", "Kind": 1}, {"Path": "/new/deep", "Kind": 1},
                      {"Path": "/new/deep/f", "Kind": 1}]
+
+
+# binds and volumes: a path under a mount's target is read and written in the mount's source -----
+def test_in_mount_picks_the_deepest_target_and_keeps_trailing_markers() -> None:
+    a, b = archive.MountSource("/data", Path("/s/a")), archive.MountSource("/data/sub", Path("/s/b"))
+    assert archive.in_mount("/data/x", [a, b]) == (a, "/x")
+    assert archive.in_mount("/data/sub/y/", [a, b]) == (b, "/y/")
+    assert archive.in_mount("/data/sub/.", [a, b]) == (b, "/")
+    assert archive.in_mount("/data/../etc", [a, b]) is None  # cleaned first: /etc is the rootfs'
+    assert archive.in_mount("/database", [a, b]) is None
+
+
+def test_archive_calls_under_a_bind_mount_use_its_source(tmp_path: Path, engine, client) -> None:
+    from labagent.containers.model import CreateSpec, MountSpec
+
+    source, node = tmp_path / "shared", tmp_path / "node"
+    source.mkdir()
+    node.mkdir()
+    (node / "secret").write_text("node secret\n")
+    (source / "esc").symlink_to(node)  # inside the mount, an absolute link stays inside it
+    spec = CreateSpec(image="busybox", image_id="", cmd=["true"], readonly_rootfs=True,
+                      mounts=[MountSpec("bind", "/vol1", str(source)),
+                              MountSpec("bind", "/ro", str(source), readonly=True)])
+    cid = engine.lifecycle.create("binds", spec).id
+    response = client.request("PUT", f"/containers/{cid}/archive", {"path": "/vol1"},
+                              raw=tar_with({"data.txt": b"in the volume"}))
+    assert response.status == 200  # a read-only rootfs still takes writes into a writable mount
+    response.read()
+    assert (source / "data.txt").read_bytes() == b"in the volume"
+    response = client.request("GET", f"/containers/{cid}/archive", {"path": "/vol1/data.txt"})
+    stat_doc = json.loads(base64.b64decode(response.getheader(archive.STAT_HEADER)))
+    assert members(iter([response.read()])) == {"data.txt": b"in the volume"} and stat_doc["size"] == 13
+    from labagent.client import ApiError
+
+    with pytest.raises(ApiError, match="mounted volume is marked read-only"):
+        client.request("PUT", f"/containers/{cid}/archive", {"path": "/ro"}, raw=tar_with({"x": b""}))
+    with pytest.raises(ApiError, match="Could not find the file /vol1/esc/secret"):
+        client.request("GET", f"/containers/{cid}/archive", {"path": "/vol1/esc/secret"})
+    assert sorted(os.listdir(node)) == ["secret"]
