@@ -7,6 +7,8 @@ operation lock for longer than one io_timeout.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 from ..containers import archive, changes
 from ..containers.model import Container
 from ..errors import BadParameter, EngineError
+from ..images.layers import Readable
 from ..interface import EngineInterface
 from .http import Request, Response, StreamWriter, json_response
 from .router import Route
@@ -36,6 +39,18 @@ class _BodyReader:
         else:
             data, self.pending = self.pending[:n], self.pending[n:]
         return data
+
+    def seek(self, offset: int, /) -> int:
+        """A request body only goes forward (GzipFile asks for seek, and calls it only to rewind)."""
+        raise OSError("a request body cannot seek")
+
+    def peek(self, n: int) -> bytes:
+        while len(self.pending) < n:
+            more = next(self.chunks, b"")
+            if not more:
+                break
+            self.pending += more
+        return self.pending[:n]
 
     def drain(self, limit: int | None = None) -> None:
         """Read what follows the end of the archive, so the connection stays usable; with a
@@ -161,7 +176,12 @@ def _extract(engine: EngineInterface, container: Container, ref: str, path: str,
             with archive.container_root(engine.lifecycle, container) if mount else nullcontext(rootfd) as users_root:
                 config = engine.images.resolve(container.spec.image_id).config
                 owner = archive.copy_owner(users_root, container, config)
-        archive.extract(rootfd, path, body, ref, owner=owner, keep_kinds=keep_kinds, inner=inner)
+        # Docker takes a gzip-compressed tar too; what it unpacks to is bounded as a plain one's is
+        stream: Readable = gzip.GzipFile(fileobj=body, mode="rb") if body.peek(2) == b"\x1f\x8b" else body
+        try:
+            archive.extract(rootfd, path, stream, ref, owner=owner, keep_kinds=keep_kinds, inner=inner)
+        except (OSError, EOFError, zlib.error) as exc:  # the gzip layer's own errors
+            raise BadParameter(f"the archive is not a valid gzip stream: {exc}") from None
 
 
 def export(engine: EngineInterface, req: Request, ref: str) -> None:

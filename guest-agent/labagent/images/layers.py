@@ -186,6 +186,7 @@ class _Unpack:
     def __init__(self, root: int, dest: Path, whiteouts: Whiteouts | None, devices: bool,
                  limits: Limits) -> None:
         self.holds = "a build context"  # named when a device node or FIFO is refused
+        self.what = "the layer"  # what the archive is called in the errors about it as a whole
         self.keep_kinds = False  # docker cp's noOverwriteDirNonDir: no dir replaced by a non-dir, or back
         self.root = root
         self.dest = dest
@@ -297,7 +298,7 @@ class _Unpack:
 
     def _file(self, tar: tarfile.TarFile, parent: int, base: str, member: tarfile.TarInfo, meta: _Meta) -> None:
         if self.written + member.size > self.budget:
-            raise BadParameter(f"layer member {member.name!r}: the layer unpacks to more than "
+            raise BadParameter(f"layer member {member.name!r}: {self.what} unpacks to more than "
                                f"{self.budget} bytes (64 GiB, or the node's free disk less 5%)")
         self.written += member.size
         fd = open_beneath(parent, base, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -432,7 +433,7 @@ def unpack_upload(stream: Readable, dirfd: int, label: Path, *, owner: tuple[int
     (noOverwriteDirNonDir). label is the logical place, for messages only.
     """
     job = _Unpack(dirfd, label, None, False, limits or DEFAULT_LIMITS)
-    job.holds, job.keep_kinds = "an archive sent to a container", keep_kinds
+    job.holds, job.what, job.keep_kinds = "an archive sent to a container", "the archive", keep_kinds
     _run(stream, job, owner)
 
 
@@ -448,11 +449,11 @@ def _run(stream: Readable, job: _Unpack, owner: tuple[int, int] | None) -> None:
         tar: tarfile.TarFile = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115
             fileobj=stream, mode="r|", tarinfo=bounded_tarinfo(limits))
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise BadParameter(f"the layer is not a valid tar archive: {exc}") from None
+        raise BadParameter(f"{job.what} is not a valid tar archive: {exc}") from None
     with tar:
         count = 0
         while True:
-            member = next_member(tar, "the layer is not a valid tar archive")
+            member = next_member(tar, f"{job.what} is not a valid tar archive")
             if member is None:
                 break
             # stream mode keeps every member it read; none is looked up again
@@ -460,7 +461,7 @@ def _run(stream: Readable, job: _Unpack, owner: tuple[int, int] | None) -> None:
             tar.members.clear()  # type: ignore[attr-defined]
             count += 1
             if count > limits.members:
-                raise BadParameter(f"the layer holds more than {limits.members} members")
+                raise BadParameter(f"{job.what} holds more than {limits.members} members")
             if owner is not None:
                 member.uid, member.gid = owner
             try:

@@ -8,6 +8,7 @@ overlayfs, and what it writes reaches the upper dir when the rootfs is unmounted
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 import os
@@ -102,6 +103,11 @@ def test_get_archive_of_what_a_container_wrote_after_it_stopped(sdk) -> None:
 
 def test_get_archive_of_a_running_container_and_of_a_symlink(sdk) -> None:
     ctr = sdk.containers.run("busybox", ["sleep", "30"], detach=True)
+    gz = io.BytesIO()
+    with gzip.GzipFile(fileobj=gz, mode="wb") as handle:
+        handle.write(tar_with({"zipped.txt": b"unzipped"}))
+    assert ctr.put_archive("/tmp", gz.getvalue())  # Docker takes a gzip-compressed tar too
+    assert members(ctr.get_archive("/tmp/zipped.txt")[0]) == {"zipped.txt": b"unzipped"}
     stream, st = ctr.get_archive("/bin/sh")
     link = members(stream)["sh"]
     assert isinstance(link, tarfile.TarInfo) and link.issym() and link.linkname == "busybox"
@@ -263,3 +269,5 @@ def test_archive_calls_under_a_bind_mount_use_its_source(tmp_path: Path, engine,
     with pytest.raises(ApiError, match="Could not find the file /vol1/esc/secret"):
         client.request("GET", f"/containers/{cid}/archive", {"path": "/vol1/esc/secret"})
     assert sorted(os.listdir(node)) == ["secret"]
+    actions = [e.action for e in engine.events.past(0) if e.actor_id == cid]
+    assert actions[-2:] == ["extract-to-dir", "archive-path"]

@@ -241,3 +241,12 @@ def test_an_upload_over_the_body_limit_is_413_and_a_readonly_rootfs_400(tmp_path
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_corrupt_gzip_upload_is_400_and_the_connection_answers_on(engine, client: Client) -> None:
+    cid = client.json("POST", "/containers/create", body={"Image": "busybox", "Cmd": ["true"]})["Id"]
+    for junk in (b"\x1f\x8b" + b"\xff" * 4000, b"\x1f\x8b\x08\x00" + b"\x00" * 6, b"\x00" * 100):
+        with pytest.raises(ApiError) as err:
+            client.request("PUT", f"/containers/{cid}/archive", {"path": "/"}, raw=junk)
+        assert err.value.status == 400, err.value.message
+    assert client.json("GET", f"/containers/{cid}/changes") is None
