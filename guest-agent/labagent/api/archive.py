@@ -132,9 +132,9 @@ def archive_get(engine: EngineInterface, req: Request, ref: str) -> Response | N
     """HEAD: the stat header only; GET: the header and the tar of the path."""
     container = engine.containers.get(ref)
     path = req.arg("path")
-    with archive.container_tree(engine.lifecycle, container, path, mounts(engine, container)) as (rootfd, inner, _), \
-            archive.locate(rootfd, path, ref, inner) as found:
-        header = {archive.STAT_HEADER: archive.stat_path(rootfd, found).header()}
+    with archive.container_tree(engine.lifecycle, container, path, mounts(engine, container)) as \
+            (rootfd, inner, mount), archive.locate(rootfd, path, ref, inner) as found:
+        header = {archive.STAT_HEADER: archive.stat_path(rootfd, found, mount).header()}
         if req.method == "HEAD":
             return Response(200, b"", "application/x-tar", header)
         writer = _tar_stream(req, header)

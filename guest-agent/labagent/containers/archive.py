@@ -165,11 +165,15 @@ def locate(rootfd: int, path: str, where: str, inner: str | None = None) -> Iter
         os.close(dirfd)
 
 
-def stat_path(rootfd: int, found: Located) -> PathStat:
+def stat_path(rootfd: int, found: Located, mount: MountSource | None = None) -> PathStat:
+    """Docker's stat of the path; a symlink's linkTarget is where it leads in the container
+    (resolved inside the mount's source when the path is in one, as that is all we reach)."""
     st = os.stat(found.base, dir_fd=found.dirfd, follow_symlinks=False)
     target = ""
     if stat.S_ISLNK(st.st_mode):
         target = resolve_in_root(rootfd, found.path)
+        if mount is not None:
+            target = _absolute(mount.target + "/" + target)
     return PathStat(found.name, st.st_size, go_mode(st.st_mode), rfc3339(st.st_mtime), target)
 
 

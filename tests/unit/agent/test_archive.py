@@ -13,6 +13,7 @@ import io
 import json
 import os
 import stat
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,12 +191,22 @@ def test_docker_cp_both_ways_diff_and_export(eng: EngineProcess, tmp_path: Path)
     out = eng.docker("cp", f"{cid}:/tmp/copied/.", str(back / "contents"))
     assert out.returncode == 0, out.stderr
     assert sorted(os.listdir(back / "contents")) == ["sub", "top.txt"]
+    upload = io.BytesIO()
+    with tarfile.open(fileobj=upload, mode="w") as tar:
+        info = tarfile.TarInfo("stdin.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    assert eng.docker("cp", "-", f"{cid}:/tmp", stdin=upload.getvalue()).returncode == 0
+    got = subprocess.run([DOCKER, "cp", f"{cid}:/tmp/stdin.txt", "-"], env=eng.env(), capture_output=True,
+                         timeout=20, check=True)
+    assert members(iter([got.stdout])) == {"stdin.txt": b"abc"}
     out = eng.docker("cp", f"{cid}:/bin/sh", str(back / "sh"))  # a symlink is copied as one
     assert out.returncode == 0 and os.readlink(back / "sh") == "busybox"
     missing = eng.docker("cp", f"{cid}:/nope", str(back))
     assert missing.returncode != 0 and "Could not find the file /nope" in missing.stderr
     diff = eng.docker("diff", cid).stdout.split("\n")
     assert "C /tmp" in diff and "A /tmp/top.txt" in diff and "A /tmp/copied/sub/f.txt" in diff
+    assert "A /tmp/stdin.txt" in diff
     out = eng.docker("export", "-o", str(tmp_path / "export.tar"), cid)
     assert out.returncode == 0, out.stderr
     with tarfile.open(tmp_path / "export.tar") as tar:
@@ -266,6 +277,10 @@ def test_archive_calls_under_a_bind_mount_use_its_source(tmp_path: Path, engine,
 
     with pytest.raises(ApiError, match="mounted volume is marked read-only"):
         client.request("PUT", f"/containers/{cid}/archive", {"path": "/ro"}, raw=tar_with({"x": b""}))
+    (source / "hop").symlink_to("/data.txt")
+    response = client.request("HEAD", f"/containers/{cid}/archive", {"path": "/vol1/hop"})
+    assert json.loads(base64.b64decode(response.getheader(archive.STAT_HEADER)))["linkTarget"] == "/vol1/data.txt"
+    response.read()
     with pytest.raises(ApiError, match="Could not find the file /vol1/esc/secret"):
         client.request("GET", f"/containers/{cid}/archive", {"path": "/vol1/esc/secret"})
     assert sorted(os.listdir(node)) == ["secret"]
