@@ -16,7 +16,6 @@ from pathlib import Path
 from ..containers import archive, changes
 from ..containers.model import Container
 from ..errors import BadParameter, EngineError
-from ..images.layers import Readable
 from ..interface import EngineInterface
 from .http import Request, Response, StreamWriter, json_response
 from .router import Route
@@ -177,10 +176,13 @@ def _extract(engine: EngineInterface, container: Container, ref: str, path: str,
                 config = engine.images.resolve(container.spec.image_id).config
                 owner = archive.copy_owner(users_root, container, config)
         # Docker takes a gzip-compressed tar too; what it unpacks to is bounded as a plain one's is
-        stream: Readable = gzip.GzipFile(fileobj=body, mode="rb") if body.peek(2) == b"\x1f\x8b" else body
+        if body.peek(2) != b"\x1f\x8b":
+            archive.extract(rootfd, path, body, ref, owner=owner, keep_kinds=keep_kinds, inner=inner)
+            return
         try:
-            archive.extract(rootfd, path, stream, ref, owner=owner, keep_kinds=keep_kinds, inner=inner)
-        except (OSError, EOFError, zlib.error) as exc:  # the gzip layer's own errors
+            archive.extract(rootfd, path, gzip.GzipFile(fileobj=body, mode="rb"), ref, owner=owner,
+                            keep_kinds=keep_kinds, inner=inner)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # the gzip layer's own errors
             raise BadParameter(f"the archive is not a valid gzip stream: {exc}") from None
 
 
