@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import builds, containerops, containers, execs, images, system, volumes
+from . import archive, builds, containerops, containers, execs, images, system, volumes
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
@@ -20,6 +20,7 @@ TABLES: tuple[Sequence[Route], ...] = (
     images.ROUTES,
     builds.ROUTES,
     volumes.ROUTES,
+    archive.ROUTES,
 )
 
 

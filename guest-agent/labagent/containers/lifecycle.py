@@ -87,6 +87,10 @@ class Lifecycle:
         with self.store.lock:
             return self._op_locks.setdefault(cid, threading.Lock())
 
+    def op_lock(self, cid: str) -> threading.Lock:
+        """The lock start and remove hold for cid: an operation that mounts the rootfs holds it too."""
+        return self._op(cid)
+
     # create ----------------------------------------------------------------------------
     def create(self, name: str, spec: CreateSpec) -> Container:
         image = self.images.resolve(spec.image)
