@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .containers.store import ContainerStore
     from .events import Events
     from .images.store import ImageStore
+    from .network.joins import Networks
 
 
 class EngineInterface(Protocol):
@@ -30,6 +31,8 @@ class EngineInterface(Protocol):
     def execs(self) -> Execs: ...
     @property
     def events(self) -> Events: ...
+    @property
+    def networks(self) -> Networks: ...
 
     def load(self, tarball: Path) -> list[str]: ...
     def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]: ...

@@ -22,7 +22,7 @@ def list_containers(engine: EngineInterface, req: Request) -> Response:
     limit = req.int_arg("limit")
     if limit is not None and limit > 0:
         items = items[:limit]
-    return json_response([views.container_summary(c) for c in items])
+    return json_response([views.container_summary(c, engine.networks.settings_of(c)) for c in items])
 
 
 def create(engine: EngineInterface, req: Request) -> Response:
@@ -41,7 +41,8 @@ def inspect(engine: EngineInterface, req: Request, ref: str) -> Response:
         lowers, config = [str(p) for p in engine.images.layer_dirs(image)], image.config
     except EngineError:  # the image was force-removed; the record still stands
         lowers, config = [], {}
-    return json_response(views.container_inspect(c, str(engine.containers.bundle(c.id)), lowers, config))
+    return json_response(views.container_inspect(c, str(engine.containers.bundle(c.id)), lowers, config,
+                                                 engine.networks.settings_of(c)))
 
 
 def start(engine: EngineInterface, req: Request, ref: str) -> Response:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, EngineError, NotModified
 from ..events import Events
@@ -31,6 +31,9 @@ from ..runtime.supervisor import Supervisor
 from . import ocispec, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
+
+if TYPE_CHECKING:
+    from ..network.joins import Networks
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
@@ -55,6 +58,7 @@ class Lifecycle:
         self._slots: dict[str, Slot] = {}  # taken from the pool, not yet claimed
         self.supervisor = Supervisor()
         self.events = Events()  # the engine's bus replaces this one
+        self.networks: Networks | None = None  # user-defined networks, set by the engine
 
     def enable_pool(self, size: int = 2) -> None:
         """Keep `size` ready-made network namespaces, if the network can build them."""
@@ -91,6 +95,8 @@ class Lifecycle:
         spec.image_id = image.id
         cid = new_id()
         container = Container(cid, name or cid[:12], rfc3339(), spec)
+        if self.networks is not None:
+            self.networks.check_spec(spec)
         with self.store.lock:
             self.store.check_name(container.name)
             self._check_ports(container)
@@ -103,12 +109,14 @@ class Lifecycle:
             except BaseException:
                 rmtree(bundle)
                 raise
+        if self.networks is not None:
+            self.networks.joined(container)
         self.store.logfile(cid)
         return container
 
     def _write_files(self, container: Container, image_config: dict[str, Any]) -> None:
         bundle = self.store.bundle(container.id)
-        netns = self.network.netns_path(container.id) if container.spec.network_mode == "bridge" else None
+        netns = self.network.netns_path(container.id) if container.spec.network_mode != "none" else None
         config = ocispec.build_config(container, image_config, bundle, bundle / "rootfs", netns,
                                       self.cgroups.container_path(container.id))
         if not config["process"]["args"]:
@@ -142,8 +150,9 @@ class Lifecycle:
             seen.add(key)
 
     def _rules(self) -> list[PortRule]:
-        return [PortRule(p.proto, p.host_port, c.network.ip, p.container_port, p.host_ip, c.id)
-                for c in self._active() if c.network.ip for p in c.spec.ports]
+        ips = {c.id: c.network.ip or (self.networks.primary_ip(c) if self.networks else "") for c in self._active()}
+        return [PortRule(p.proto, p.host_port, ips[c.id], p.container_port, p.host_ip, c.id)
+                for c in self._active() if ips.get(c.id) for p in c.spec.ports]
 
     def refresh_network(self) -> None:
         """Port rules and every running container's /etc/hosts, from the records."""
@@ -154,6 +163,8 @@ class Lifecycle:
         self.network.publish(rules)
         text = addressing.render_hosts(entries)
         for c in active:
+            if self.networks is not None:
+                text = self.networks.hosts_text(c, entries)
             # rewritten in place (same inode), so the container's bind mount sees it
             with contextlib.suppress(OSError), open(self.store.bundle(c.id) / "hosts", "w") as handle:
                 handle.write(text)
@@ -212,6 +223,10 @@ class Lifecycle:
                     self._wiring.claim(slot.netns, cid)
                 else:
                     container.network.mac = self.network.attach(cid, container.network.ip)
+            if self.networks is not None:
+                networks = self.networks
+                undo.append(lambda: networks.stop(container))
+                networks.start(container)
             procs = self.cgroups.prepare(cid)
             undo.append(lambda: self.cgroups.remove(cid))
             image = self.images.resolve(container.spec.image_id)
@@ -310,6 +325,7 @@ class Lifecycle:
             container.network = NetworkState()
         steps: list[Callable[[], None]] = [
             lambda: self.network.detach(cid, veth) if ip else None,
+            lambda: self.networks.stop(container) if self.networks is not None else None,
             lambda: self.mounter.unmount(bundle / "rootfs"),
             lambda: self.cgroups.remove(cid), self.refresh_network]
         for step in steps:
@@ -396,6 +412,8 @@ class Lifecycle:
             self.cgroups.remove(container.id)
             self.store.drop(container.id)
             rmtree(bundle)
+            if self.networks is not None:
+                self.networks.forget(container.id)
         with self.store.lock:
             self._op_locks.pop(container.id, None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from labagent.engine import Seams
 from labagent.network.interface import SlotWiring
@@ -82,6 +83,47 @@ class PooledFakeNetwork(FakeNetwork):
         self.detached.append((cid, veth))
 
 
+class FakeBridges:
+    """User-defined networks' kernel side, recorded: bridges, netns, veths and the last ruleset."""
+
+    def __init__(self) -> None:
+        self.bridges: dict[str, tuple[str, int]] = {}  # name -> (gateway, prefix)
+        self.netns: set[str] = set()  # container ids with a netns made here
+        self.veths: dict[str, tuple[str, str, str, str]] = {}  # veth -> (cid, bridge, ifname, ip)
+        self.routes_text = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n"
+        self.ruleset: dict[str, Any] = {}
+        self.fail_plug = False
+
+    def add_bridge(self, name: str, gateway: str, prefix: int) -> None:
+        self.bridges[name] = (gateway, prefix)
+
+    def remove_bridge(self, name: str) -> None:
+        self.bridges.pop(name, None)
+
+    def ensure_netns(self, cid: str) -> None:
+        self.netns.add(cid)
+
+    def remove_netns(self, cid: str) -> None:
+        self.netns.discard(cid)
+
+    def plug(self, cid: str, bridge: str, veth: str, ifname: str, ip: str, prefix: int,
+             gateway: str = "") -> str:
+        if self.fail_plug:
+            raise OSError(17, "File exists")
+        assert bridge in self.bridges
+        self.veths[veth] = (cid, bridge, ifname, ip)
+        return "02:42:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
+
+    def unplug(self, veth: str) -> None:
+        self.veths.pop(veth, None)
+
+    def routes(self) -> str:
+        return self.routes_text
+
+    def apply(self, ruleset: dict[str, Any]) -> None:
+        self.ruleset = ruleset
+
+
 class FakeMounter:
     def __init__(self) -> None:
         self.mounted: set[Path] = set()
@@ -121,6 +163,6 @@ def make_seams(tmp: Path) -> Seams:
     crun.chmod(0o755)
     resolv = tmp / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.53\nnameserver 10.0.2.3\n")
-    return Seams(runtime=Runtime(str(crun), tmp / "crun-state"), network=FakeNetwork(),
+    return Seams(runtime=Runtime(str(crun), tmp / "crun-state"), network=FakeNetwork(), bridges=FakeBridges(),
                  cgroups=Cgroups(tmp / "cgroup"), mounter=FakeMounter(),
                  whiteouts=RecordingWhiteouts(), busybox=busybox, resolv=resolv)
