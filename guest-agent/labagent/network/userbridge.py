@@ -55,8 +55,11 @@ class UserBridges:
     def ensure_netns(self, cid: str) -> None:
         """The container's netns (lo up only), unless one is already there."""
         name = Network.netns_name(cid)
-        if (netns.NETNS_DIR / name).exists():
+        path = netns.NETNS_DIR / name
+        if os.path.ismount(path):
             return
+        if path.exists():  # a plain file a crash left before its namespace was bound there
+            netns.remove(name)
         netns.create(name).close()
 
     def remove_netns(self, cid: str) -> None:

@@ -393,3 +393,32 @@ def test_isolation_rules() -> None:
     assert '"table": "labagent"' not in text
     assert isolation.ruleset([]) == {"nftables": [{"add": {"table": {"family": "ip", "name": "labnets"}}},
                                                   {"delete": {"table": {"family": "ip", "name": "labnets"}}}]}
+
+
+def test_a_restarted_engine_keeps_its_networks_and_endpoints(served, tmp_path: Path) -> None:
+    client, engine = served
+    net = client.networks.create("kept")
+    ctr = run(client, "keeper", network="kept")
+    again = Engine(tmp_path / "root", engine.seams)  # its records only: no second supervisor
+    bridges(engine).bridges.clear()  # as after a node reboot
+    again.containers.load()
+    again.networks.setup()
+    assert f"labn{net.id[:10]}" in bridges(engine).bridges
+    kept = again.networks.store.get("kept")
+    assert kept.endpoints[ctr.id].ip and again.networks.primary_ip(again.containers.get(ctr.id))
+
+
+def test_hostile_aliases_and_bodies_on_connect(served) -> None:
+    client, _ = served
+    client.networks.create("edge")
+    ctr = client.containers.create("busybox", ["true"])
+    for aliases in (["a b"], ["x\n10.0.0.1 node"], ["#"], ["a" * 64], [f"a{i}" for i in range(33)]):
+        with pytest.raises(docker.errors.APIError) as err:
+            client.api.connect_container_to_network(ctr.id, "edge", aliases=aliases)
+        assert err.value.status_code == 400
+    with pytest.raises(docker.errors.NotFound):
+        client.api.connect_container_to_network("nosuch", "edge")
+    with pytest.raises(docker.errors.NotFound):
+        client.api.connect_container_to_network(ctr.id, "nosuch")
+    assert client.api.inspect_network("edge")["Containers"] == {}
+    assert ctr.id not in client.networks.get("edge").attrs["Containers"]
