@@ -150,9 +150,10 @@ class Lifecycle:
             seen.add(key)
 
     def _rules(self) -> list[PortRule]:
-        ips = {c.id: c.network.ip or (self.networks.primary_ip(c) if self.networks else "") for c in self._active()}
+        active = self._active()  # a user network's container publishes its address there
+        ips = {c.id: c.network.ip or (self.networks.primary_ip(c) if self.networks else "") for c in active}
         return [PortRule(p.proto, p.host_port, ips[c.id], p.container_port, p.host_ip, c.id)
-                for c in self._active() if ips.get(c.id) for p in c.spec.ports]
+                for c in active if ips[c.id] for p in c.spec.ports]
 
     def refresh_network(self) -> None:
         """Port rules and every running container's /etc/hosts, from the records."""

@@ -28,6 +28,7 @@ from .networks import BUILTIN, Endpoint, Ipam, NetworkStore, UserNetwork, alloca
 
 log = logging.getLogger(__name__)
 DEFAULT_MODES = ("default", "bridge", "none", "")
+MAX_LINKS = 32  # eth0..eth31 in one container
 
 
 def veth_name(cid: str, net_id: str) -> str:
@@ -159,7 +160,9 @@ class Networks:
         spec = container.spec
         with self.store.lock:
             for name in self._wanted(spec):
-                net = self.store.get(name)
+                net = self.store.find(name)
+                if net is None:  # removed since check_spec: start will say so
+                    continue
                 asked = spec.networks.get(name)
                 net.endpoints.setdefault(container.id, Endpoint(
                     aliases=list(asked.aliases) if asked else [], ipv4_config=asked.ipv4 if asked else ""))
@@ -236,7 +239,9 @@ class Networks:
             ip = allocate_ip(net, endpoint.ipv4_config)
             used = {e.ifname for n in self.store.of_container(c.id) for e in [n.endpoints[c.id]] if e.ip}
             first = 0 if self.own_netns(c) else 1  # eth0 is the default bridge's
-            ifname = next(f"eth{i}" for i in range(first, first + 64) if f"eth{i}" not in used)
+            ifname = next((f"eth{i}" for i in range(first, first + MAX_LINKS) if f"eth{i}" not in used), "")
+            if not ifname:
+                raise EngineError(f"a container joins at most {MAX_LINKS} networks here", 403)
             endpoint.ip, endpoint.ifname, endpoint.endpoint_id = ip, ifname, secrets.token_hex(32)
         try:
             endpoint.mac = self.kernel.plug(c.id, net.bridge, veth_name(c.id, net.id), ifname, ip, net.prefix,
