@@ -422,3 +422,25 @@ def test_hostile_aliases_and_bodies_on_connect(served) -> None:
         client.api.connect_container_to_network(ctr.id, "nosuch")
     assert client.api.inspect_network("edge")["Containers"] == {}
     assert ctr.id not in client.networks.get("edge").attrs["Containers"]
+
+
+def test_prune_until_and_negated_labels(served) -> None:
+    client, _ = served
+    client.networks.create("old", labels={"keep": "yes"})
+    client.networks.create("new")
+    assert client.networks.prune(filters={"until": "1h"})["NetworksDeleted"] == []  # both are younger
+    assert client.networks.prune(filters={"label!": "keep"})["NetworksDeleted"] == ["new"]
+    with pytest.raises(docker.errors.APIError):
+        client.networks.prune(filters={"until": "soon"})
+    assert [n.name for n in client.networks.list(names=["old"])] == ["old"]
+
+
+def test_disconnect_and_destroy_events(served) -> None:
+    client, engine = served
+    net = client.networks.create("ev")
+    ctr = run(client, "evc")
+    net.connect(ctr)
+    net.disconnect(ctr)
+    net.remove()
+    actions = [(e.action, e.attributes.get("container", "")) for e in engine.events.past(0) if e.type == "network"]
+    assert actions == [("create", ""), ("connect", ctr.id), ("disconnect", ctr.id), ("destroy", "")]
