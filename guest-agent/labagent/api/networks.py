@@ -86,9 +86,9 @@ def create(engine: EngineInterface, req: Request) -> Response:
     if body.get("ConfigFrom") not in (None, {}, {"Network": ""}):
         raise BadParameter("ConfigFrom: config-only networks are not supported by this engine")
     options, masquerade = _options(body.get("Options"))
-    check = body.get("CheckDuplicate")
+    _flag(body, "CheckDuplicate")  # a duplicate name is a 409 either way
     net = engine.networks.create(
-        name, parse_ipam(body.get("IPAM")), check is not False,
+        name, parse_ipam(body.get("IPAM")),
         internal=_flag(body, "Internal"), attachable=_flag(body, "Attachable"), masquerade=masquerade,
         labels=_strings(body.get("Labels"), "Labels"), options=options)
     return json_response({"Id": net.id, "Warning": ""}, 201)

@@ -64,9 +64,9 @@ class Networks:
                                              for n in self.store.all()]))
 
     # create, remove, prune --------------------------------------------------------------
-    def create(self, name: str, ipam: Ipam, check_duplicate: bool, **settings: Any) -> UserNetwork:
+    def create(self, name: str, ipam: Ipam, **settings: Any) -> UserNetwork:
         routes = parse_proc_routes(self.kernel.routes())
-        net = self.store.create(name, ipam, routes, check_duplicate, **settings)
+        net = self.store.create(name, ipam, routes, **settings)
         try:
             self.kernel.add_bridge(net.bridge, net.gateway, net.prefix)
             self.apply_rules()

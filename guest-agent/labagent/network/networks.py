@@ -306,12 +306,13 @@ class NetworkStore:
             raise NotFound(f"network {ref[:MAX_NAME]} not found")
         return net
 
-    def create(self, name: str, ipam: Ipam, routes: list[ipaddress.IPv4Network], check_duplicate: bool,
-               **settings: Any) -> UserNetwork:
+    def create(self, name: str, ipam: Ipam, routes: list[ipaddress.IPv4Network], **settings: Any) -> UserNetwork:
+        """A name is never taken twice, whatever CheckDuplicate says: libnetwork refuses a second
+        local network of one name too, and a name must resolve to one network."""
         with self.lock:
             if name in BUILTIN:
                 raise EngineError(f"operation is not permitted on predefined {name} network", 403)
-            if any(n.name == name for n in self._items.values()) and check_duplicate is not False:
+            if any(n.name == name for n in self._items.values()):
                 raise Conflict(f"network with name {name} already exists")
             if len(self._items) >= MAX_NETWORKS:
                 raise EngineError(f"this engine holds at most {MAX_NETWORKS} networks", 403)

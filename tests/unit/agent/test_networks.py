@@ -100,6 +100,9 @@ def test_duplicates_builtins_and_drivers(served) -> None:
     with pytest.raises(docker.errors.APIError) as err:
         client.networks.create("dup", check_duplicate=True)
     assert err.value.status_code == 409
+    with pytest.raises(docker.errors.APIError) as err:
+        client.networks.create("dup", check_duplicate=False)
+    assert err.value.status_code == 409 and len(client.networks.list(names=["dup"])) == 1
     for name in ("bridge", "host", "none"):
         with pytest.raises(docker.errors.APIError) as err:
             client.api.remove_network(name)
@@ -175,7 +178,7 @@ def test_hostile_network_names(served, name: str) -> None:
 def test_too_many_networks(served) -> None:
     client, engine = served
     for i in range(MAX_NETWORKS):
-        engine.networks.store.create(f"n{i}", Ipam(), [], True)
+        engine.networks.store.create(f"n{i}", Ipam(), [])
     with pytest.raises(docker.errors.APIError) as err:
         client.networks.create("one-more")
     assert err.value.status_code == 403 and "at most" in str(err.value)
