@@ -7,9 +7,10 @@ host and none are listed and inspected as dockerd shows them, and cannot be remo
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
-from ..errors import BadParameter
+from ..errors import BadParameter, NotFound
 from ..fsutil import parse_rfc3339
 from ..interface import EngineInterface
 from ..network import addressing
@@ -101,11 +102,16 @@ def _user_view(engine: EngineInterface, net: UserNetwork) -> dict[str, Any]:
         config["IPRange"] = net.ip_range
     if net.aux:
         config["AuxiliaryAddresses"] = dict(net.aux)
+    with engine.networks.store.lock:  # copied, then named: never the container lock inside this one
+        endpoints = [(cid, replace(e)) for cid, e in net.endpoints.items() if e.ip]
     containers = {}
-    for cid, e in net.endpoints.items():
-        if e.ip and engine.containers.exists(cid):
-            containers[cid] = {"Name": engine.containers.get(cid).name, "EndpointID": e.endpoint_id,
-                               "MacAddress": e.mac, "IPv4Address": f"{e.ip}/{net.prefix}", "IPv6Address": ""}
+    for cid, e in endpoints:
+        try:
+            owner = engine.containers.get(cid)
+        except NotFound:  # removed meanwhile
+            continue
+        containers[cid] = {"Name": owner.name, "EndpointID": e.endpoint_id, "MacAddress": e.mac,
+                            "IPv4Address": f"{e.ip}/{net.prefix}", "IPv6Address": ""}
     return _shape(net.name, net.id, net.created, "bridge", {"Driver": "default", "Options": net.ipam_options,
                                                             "Config": [config]},
                   containers, dict(net.options), dict(net.labels), net.internal, net.attachable)
