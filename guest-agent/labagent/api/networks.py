@@ -111,7 +111,7 @@ def _user_view(engine: EngineInterface, net: UserNetwork) -> dict[str, Any]:
         except NotFound:  # removed meanwhile
             continue
         containers[cid] = {"Name": owner.name, "EndpointID": e.endpoint_id, "MacAddress": e.mac,
-                            "IPv4Address": f"{e.ip}/{net.prefix}", "IPv6Address": ""}
+                           "IPv4Address": f"{e.ip}/{net.prefix}", "IPv6Address": ""}
     return _shape(net.name, net.id, net.created, "bridge", {"Driver": "default", "Options": net.ipam_options,
                                                             "Config": [config]},
                   containers, dict(net.options), dict(net.labels), net.internal, net.attachable)

@@ -93,6 +93,7 @@ class FakeBridges:
         self.routes_text = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n"
         self.ruleset: dict[str, Any] = {}
         self.fail_plug = False
+        self.fail_plug_after: int | None = None  # fail once this many more plugs succeeded
 
     def add_bridge(self, name: str, gateway: str, prefix: int) -> None:
         self.bridges[name] = (gateway, prefix)
@@ -108,6 +109,9 @@ class FakeBridges:
 
     def plug(self, cid: str, bridge: str, veth: str, ifname: str, ip: str, prefix: int,
              gateway: str = "") -> str:
+        if self.fail_plug_after is not None:
+            self.fail_plug = self.fail_plug_after <= 0
+            self.fail_plug_after -= 1
         if self.fail_plug:
             raise OSError(17, "File exists")
         assert bridge in self.bridges

@@ -447,3 +447,22 @@ def test_disconnect_and_destroy_events(served) -> None:
     net.remove()
     actions = [(e.action, e.attributes.get("container", "")) for e in engine.events.past(0) if e.type == "network"]
     assert actions == [("create", ""), ("connect", ctr.id), ("disconnect", ctr.id), ("destroy", "")]
+
+
+def test_a_failed_plug_rolls_the_start_back(served) -> None:
+    client, engine = served
+    client.networks.create("a")
+    client.networks.create("b")
+    ctr = client.containers.create("busybox", ["sleep", "30"], network="a")
+    client.networks.get("b").connect(ctr)
+    bridges(engine).fail_plug_after = 1  # eth0 is wired, eth1 fails
+    with pytest.raises(docker.errors.APIError):
+        ctr.start()
+    assert ctr.id not in bridges(engine).netns and not bridges(engine).veths
+    for name in ("a", "b"):
+        endpoint = engine.networks.store.get(name).endpoints[ctr.id]
+        assert (endpoint.ip, endpoint.ifname) == ("", "")
+    bridges(engine).fail_plug_after = None
+    bridges(engine).fail_plug = False
+    ctr.start()
+    assert sorted(v[2] for v in bridges(engine).veths.values()) == ["eth0", "eth1"]
