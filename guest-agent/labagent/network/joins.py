@@ -163,9 +163,11 @@ class Networks:
                 net = self.store.find(name)
                 if net is None:  # removed since check_spec: start will say so
                     continue
-                asked = spec.networks.get(name)
+                # EndpointsConfig may key the NetworkMode's network by its id or by its name
+                asked = [e for key, e in spec.networks.items() if self.store.find(key) is net]
                 net.endpoints.setdefault(container.id, Endpoint(
-                    aliases=list(asked.aliases) if asked else [], ipv4_config=asked.ipv4 if asked else ""))
+                    aliases=list(dict.fromkeys(a for e in asked for a in e.aliases)),
+                    ipv4_config=next((e.ipv4 for e in asked if e.ipv4), "")))
                 self.store.save(net)
 
     @staticmethod

@@ -466,3 +466,12 @@ def test_a_failed_plug_rolls_the_start_back(served) -> None:
     bridges(engine).fail_plug = False
     ctr.start()
     assert sorted(v[2] for v in bridges(engine).veths.values()) == ["eth0", "eth1"]
+
+
+def test_endpoints_config_may_name_the_network_by_id(served) -> None:
+    client, _ = served
+    net = client.networks.create("byid")
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "byid"},
+            "NetworkingConfig": {"EndpointsConfig": {net.id: {"Aliases": ["svc"]}}}}
+    cid = client.api._result(client.api._post_json(client.api._url("/containers/create"), data=body), True)["Id"]
+    assert client.api.inspect_container(cid)["NetworkSettings"]["Networks"]["byid"]["Aliases"] == ["svc", cid[:12]]
