@@ -17,7 +17,10 @@ from .images.layers import Whiteouts
 from .images.load import load_archive
 from .images.store import ImageStore
 from .network.bridge import Network
-from .network.interface import ContainerNetwork
+from .network.interface import BridgeNetworks, ContainerNetwork
+from .network.joins import Networks
+from .network.networks import NetworkStore
+from .network.userbridge import UserBridges
 from .runtime.cgroups import Cgroups
 from .runtime.crun import Runtime
 from .runtime.overlay import Mounter
@@ -31,6 +34,7 @@ class Seams:
 
     runtime: Runtime = field(default_factory=Runtime)
     network: ContainerNetwork = field(default_factory=Network)
+    bridges: BridgeNetworks = field(default_factory=UserBridges)  # user-defined networks
     cgroups: Cgroups = field(default_factory=Cgroups)
     mounter: Mounter = field(default_factory=Mounter)
     whiteouts: Whiteouts = field(default_factory=Whiteouts)
@@ -55,6 +59,10 @@ class Engine:
         self.volumes.events = self.events
         self.execs = Execs(self.containers, self.seams.runtime)
         self.execs.events = self.events
+        self.networks = Networks(NetworkStore(root), self.seams.bridges, self.containers)
+        self.networks.events = self.events
+        self.networks.refresh = self.lifecycle.refresh_network
+        self.lifecycle.networks = self.networks
 
     def startup(self) -> None:
         """Bridge and cgroups, take back what was running, and start building busybox.
@@ -68,6 +76,10 @@ class Engine:
         wiring = self.seams.network.slot_wiring()
         if wiring is not None:
             wiring.sweep_pool()
+        try:
+            self.networks.setup()
+        except Exception:
+            log.exception("could not restore the user-defined networks")
         self.adopt()
         self.build_busybox_in_background()
 

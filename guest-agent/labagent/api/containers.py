@@ -26,7 +26,7 @@ def list_containers(engine: EngineInterface, req: Request) -> Response:
     items = [c for c in (engine.containers.all() if everything else engine.containers.running()) if match(c)]
     if limit is not None and limit > 0:
         items = items[:limit]
-    summaries = [views.container_summary(c) for c in items]
+    summaries = [views.container_summary(c, engine.networks.settings_of(c)) for c in items]
     if req.flag("size"):
         for c, summary in zip(items, summaries, strict=True):
             summary["SizeRw"] = listing.dir_size(engine.containers.bundle(c.id) / "upper")
@@ -58,7 +58,7 @@ def inspect(engine: EngineInterface, req: Request, ref: str) -> Response:
     except EngineError:  # the image was force-removed; the record still stands
         lowers, config = [], {}
     return json_response(views.container_inspect(c, str(engine.containers.bundle(c.id)), lowers, config,
-                                                 engine.volumes.data_dir))
+                                                 engine.volumes.data_dir, engine.networks.settings_of(c)))
 
 
 def start(engine: EngineInterface, req: Request, ref: str) -> Response:

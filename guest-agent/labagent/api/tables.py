@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import archive, builds, containerops, containers, execs, images, system, volumes
+from . import archive, builds, containerops, containers, execs, images, networks, system, volumes
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
@@ -21,6 +21,7 @@ TABLES: tuple[Sequence[Route], ...] = (
     builds.ROUTES,
     volumes.ROUTES,
     archive.ROUTES,
+    networks.ROUTES,
 )
 
 

@@ -77,8 +77,14 @@ def shown_status(c: Container) -> str:
     return "paused" if c.running and c.state.paused else c.state.status
 
 
-def container_summary(c: Container) -> dict[str, Any]:
-    """One entry of GET /containers/json."""
+def _networks(c: Container, user: dict[str, Any] | None) -> dict[str, Any]:
+    """NetworkSettings.Networks: the default bridge (or none) entry, then the user networks'."""
+    base = {c.spec.network_mode: _endpoint(c)} if c.spec.network_mode in ("bridge", "none") else {}
+    return {**base, **(user or {})}
+
+
+def container_summary(c: Container, networks: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One entry of GET /containers/json; networks: the user networks' entries (api/networks.py)."""
     return {
         "Id": c.id, "Names": [f"/{c.name}"], "Image": c.spec.image, "ImageID": c.spec.image_id,
         "Command": command(c), "Created": int(parse_rfc3339(c.created)),
@@ -86,7 +92,7 @@ def container_summary(c: Container) -> dict[str, Any]:
                    "PublicPort": p.host_port, "Type": p.proto} for p in c.spec.ports if c.running],
         "Labels": c.spec.labels, "State": shown_status(c), "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.spec.network_mode},
-        "NetworkSettings": {"Networks": {c.spec.network_mode: _endpoint(c)}},
+        "NetworkSettings": {"Networks": _networks(c, networks)},
         "Mounts": mount_views(c),
     }
 
@@ -144,7 +150,8 @@ def host_mounts(c: Container) -> dict[str, Any]:
 
 
 def container_inspect(c: Container, bundle: str, lowers: list[str], image_config: dict[str, Any],
-                      data_dir: Callable[[str], Path] | None = None) -> dict[str, Any]:
+                      data_dir: Callable[[str], Path] | None = None,
+                      networks: dict[str, Any] | None = None) -> dict[str, Any]:
     """GET /containers/{id}/json."""
     s, spec, lim = c.state, c.spec, c.spec.limits
     cfg = image_config.get("config") or {}
@@ -193,7 +200,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
             "Bridge": "labbr0", "SandboxID": c.id if c.network.ip else "", "SandboxKey": "",
             "Ports": _port_map(c), "IPAddress": c.network.ip, "IPPrefixLen": c.network.prefix,
             "Gateway": c.network.gateway, "MacAddress": c.network.mac,
-            "Networks": {"bridge": _endpoint(c)} if spec.network_mode == "bridge" else {},
+            "Networks": {k: v for k, v in _networks(c, networks).items() if k != "none"},
         },
     }
 

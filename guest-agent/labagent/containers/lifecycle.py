@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadParameter, Conflict, EngineError, NotModified
 from ..events import Events
@@ -32,6 +32,9 @@ from . import mountplan, ocispec, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
 from .volumes import VolumeStore
+
+if TYPE_CHECKING:
+    from ..network.joins import Networks
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
@@ -57,6 +60,7 @@ class Lifecycle:
         self.supervisor = Supervisor()
         self.events = Events()  # the engine's bus replaces this one
         self.volumes = VolumeStore(store.dir.parent / "volumes")
+        self.networks: Networks | None = None  # user-defined networks, set by the engine
 
     def enable_pool(self, size: int = 2) -> None:
         """Keep `size` ready-made network namespaces, if the network can build them."""
@@ -99,6 +103,8 @@ class Lifecycle:
         spec.labels = {**((image.config.get("config") or {}).get("Labels") or {}), **spec.labels}
         cid = new_id()
         container = Container(cid, name or cid[:12], rfc3339(), spec)
+        if self.networks is not None:
+            self.networks.check_spec(spec)
         with self.store.lock:
             self.store.check_name(container.name)
             self._check_ports(container)
@@ -116,12 +122,14 @@ class Lifecycle:
                 for volume in made:
                     self.volumes.remove(volume, [])
                 raise
+        if self.networks is not None:
+            self.networks.joined(container)
         self.store.logfile(cid)
         return container
 
     def _write_files(self, container: Container, image_config: dict[str, Any]) -> None:
         bundle = self.store.bundle(container.id)
-        netns = self.network.netns_path(container.id) if container.spec.network_mode == "bridge" else None
+        netns = self.network.netns_path(container.id) if container.spec.network_mode != "none" else None
         config = ocispec.build_config(container, image_config, bundle, bundle / "rootfs", netns,
                                       self.cgroups.container_path(container.id),
                                       mountplan.oci_mounts(container.spec, self.volumes))
@@ -156,8 +164,10 @@ class Lifecycle:
             seen.add(key)
 
     def _rules(self) -> list[PortRule]:
-        return [PortRule(p.proto, p.host_port, c.network.ip, p.container_port, p.host_ip, c.id)
-                for c in self._active() if c.network.ip for p in c.spec.ports]
+        active = self._active()  # a user network's container publishes its address there
+        ips = {c.id: c.network.ip or (self.networks.primary_ip(c) if self.networks else "") for c in active}
+        return [PortRule(p.proto, p.host_port, ips[c.id], p.container_port, p.host_ip, c.id)
+                for c in active if ips[c.id] for p in c.spec.ports]
 
     def refresh_network(self) -> None:
         """Port rules and every running container's /etc/hosts, from the records."""
@@ -168,6 +178,8 @@ class Lifecycle:
         self.network.publish(rules)
         text = addressing.render_hosts(entries)
         for c in active:
+            if self.networks is not None:
+                text = self.networks.hosts_text(c, entries)
             # rewritten in place (same inode), so the container's bind mount sees it
             with contextlib.suppress(OSError), open(self.store.bundle(c.id) / "hosts", "w") as handle:
                 handle.write(text)
@@ -226,6 +238,10 @@ class Lifecycle:
                     self._wiring.claim(slot.netns, cid)
                 else:
                     container.network.mac = self.network.attach(cid, container.network.ip)
+            if self.networks is not None:
+                networks = self.networks
+                undo.append(lambda: networks.stop(container))
+                networks.start(container)
             procs = self.cgroups.prepare(cid)
             undo.append(lambda: self.cgroups.remove(cid))
             image = self.images.resolve(container.spec.image_id)
@@ -334,6 +350,7 @@ class Lifecycle:
             container.network = NetworkState()
         steps: list[Callable[[], None]] = [
             lambda: self.network.detach(cid, veth) if ip else None,
+            lambda: self.networks.stop(container) if self.networks is not None else None,
             lambda: self.mounter.unmount(bundle / "rootfs"),
             lambda: self.cgroups.remove(cid), self.refresh_network]
         for step in steps:
@@ -428,6 +445,8 @@ class Lifecycle:
                 self._remove_anonymous_volumes(container)
             self.store.drop(container.id)
             rmtree(bundle)
+            if self.networks is not None:
+                self.networks.forget(container.id)
         with self.store.lock:
             self._op_locks.pop(container.id, None)
 

@@ -8,6 +8,7 @@ import signal
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 from labagent.engine import Seams
 from labagent.network.interface import SlotWiring
@@ -84,6 +85,51 @@ class PooledFakeNetwork(FakeNetwork):
     def detach(self, cid: str, veth: str = "") -> None:
         super().detach(cid, veth)
         self.detached.append((cid, veth))
+
+
+class FakeBridges:
+    """User-defined networks' kernel side, recorded: bridges, netns, veths and the last ruleset."""
+
+    def __init__(self) -> None:
+        self.bridges: dict[str, tuple[str, int]] = {}  # name -> (gateway, prefix)
+        self.netns: set[str] = set()  # container ids with a netns made here
+        self.veths: dict[str, tuple[str, str, str, str]] = {}  # veth -> (cid, bridge, ifname, ip)
+        self.routes_text = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n"
+        self.ruleset: dict[str, Any] = {}
+        self.fail_plug = False
+        self.fail_plug_after: int | None = None  # fail once this many more plugs succeeded
+
+    def add_bridge(self, name: str, gateway: str, prefix: int) -> None:
+        self.bridges[name] = (gateway, prefix)
+
+    def remove_bridge(self, name: str) -> None:
+        self.bridges.pop(name, None)
+
+    def ensure_netns(self, cid: str) -> None:
+        self.netns.add(cid)
+
+    def remove_netns(self, cid: str) -> None:
+        self.netns.discard(cid)
+
+    def plug(self, cid: str, bridge: str, veth: str, ifname: str, ip: str, prefix: int,
+             gateway: str = "") -> str:
+        if self.fail_plug_after is not None:
+            self.fail_plug = self.fail_plug_after <= 0
+            self.fail_plug_after -= 1
+        if self.fail_plug:
+            raise OSError(17, "File exists")
+        assert bridge in self.bridges
+        self.veths[veth] = (cid, bridge, ifname, ip)
+        return "02:42:" + ":".join(f"{int(o):02x}" for o in ip.split("."))
+
+    def unplug(self, veth: str) -> None:
+        self.veths.pop(veth, None)
+
+    def routes(self) -> str:
+        return self.routes_text
+
+    def apply(self, ruleset: dict[str, Any]) -> None:
+        self.ruleset = ruleset
 
 
 class FakeMounter:
@@ -252,7 +298,7 @@ def make_seams(tmp: Path) -> Seams:
     crun.chmod(0o755)
     resolv = tmp / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.53\nnameserver 10.0.2.3\n")
-    return Seams(runtime=Runtime(str(crun), tmp / "crun-state"), network=FakeNetwork(),
+    return Seams(runtime=Runtime(str(crun), tmp / "crun-state"), network=FakeNetwork(), bridges=FakeBridges(),
                  cgroups=FakeCgroups(tmp / "cgroup"),
                  mounter=MergingMounter() if os.environ.get("LAB_FAKE_MERGED_ROOTFS") else FakeMounter(),
                  whiteouts=RecordingWhiteouts(), busybox=busybox, resolv=resolv)

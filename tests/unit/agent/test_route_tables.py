@@ -9,7 +9,7 @@ from types import ModuleType
 
 import labagent.api
 import pytest
-from labagent.api import builds, containers, execs, images, system
+from labagent.api import builds, containers, execs, images, networks, system
 from labagent.api.router import Router
 from labagent.api.tables import TABLES, router
 
@@ -58,6 +58,9 @@ def test_no_two_routes_share_a_method_and_pattern() -> None:
     ("GET", "/images/library/busybox:1.36/json", images.image_inspect, {"name": "library/busybox:1.36"}),
     ("DELETE", "/images/registry:5000/app", images.image_remove, {"name": "registry:5000/app"}),
     ("POST", "/build", builds.build, {}),
+    ("POST", "/networks/create", networks.create, {}),
+    ("POST", "/networks/prune", networks.prune, {}),
+    ("POST", "/networks/app/connect", networks.connect, {"ref": "app"}),
 ])
 def test_the_router_finds_each_areas_endpoint(method: str, path: str, endpoint: object,
                                                params: dict[str, str]) -> None:
