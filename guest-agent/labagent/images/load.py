@@ -191,6 +191,7 @@ def _load_docker(store: ImageStore, archive: Archive, staging: Staging) -> list[
     if not isinstance(entries, list):
         raise BadParameter("manifest.json is not a list of images")
     lines: list[str] = []
+    parents: list[tuple[Any, object]] = []
     for i, entry in enumerate(entries):
         field = f"manifest.json[{i}]"
         if not isinstance(entry, dict):
@@ -201,16 +202,30 @@ def _load_docker(store: ImageStore, archive: Archive, staging: Staging) -> list[
         layers = [archive.to_blob(store, layer, f"{field}.Layers[{j}]", staging, _digest_of_name(layer))
                   for j, layer in enumerate(_strings(entry.get("Layers"), f"{field}.Layers"))]
         image = _add(store, config, layers, tags, staging, field)
+        parents.append((image, entry.get("Parent")))
         lines += _messages(image.id, image.tags)
+    for image, parent in parents:
+        _link_parent(store, image, parent)
     return lines
+
+
+def _link_parent(store: ImageStore, image: Any, parent: object) -> None:
+    """manifest.json's Parent, kept only if it names a stored image whose layers the child's start with."""
+    if not isinstance(parent, str) or parent == image.id:
+        return
+    found = store.by_id(parent)
+    if found is not None and image.diff_ids[:len(found.diff_ids)] == found.diff_ids:
+        store.meta.set_parent(image.id, found.id)
 
 
 def _add(store: ImageStore, config: bytes, layers: list[LayerBlob], tags: list[str], staging: Staging,
          field: str) -> Any:
     try:
-        return store.add_image(config, layers, tags, staging)
+        image = store.add_image(config, layers, tags, staging)
     except BadParameter as exc:
         raise BadParameter(f"{field}: {exc.message}") from None
+    store.emit("load", image)
+    return image
 
 
 def _descriptor(value: object, field: str, media_types: tuple[str, ...]) -> tuple[str, str, int]:
