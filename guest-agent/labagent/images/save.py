@@ -97,7 +97,8 @@ def _documents(store: ImageStore, chosen: list[Saved]) -> tuple[dict[str, Any], 
         base = {"mediaType": MANIFEST_TYPE, "digest": image.manifest_digest, "size": size, "platform": platform}
         for tag in saved.tags:
             ref = parse(tag)
-            descriptors.append({**base, "annotations": {CONTAINERD_NAME: ref.full_name, REF_NAME: ref.tag}})
+            notes = {CONTAINERD_NAME: f"{ref.full_name}:{ref.tag}", REF_NAME: ref.tag}
+            descriptors.append({**base, "annotations": notes})
             if image.diff_ids:
                 repositories.setdefault(ref.name, {})[ref.tag] = image.diff_ids[-1][7:]
         if not saved.tags:
