@@ -11,6 +11,7 @@ from ..errors import BadParameter, EngineError
 from ..fsutil import parse_rfc3339, rmtree
 from ..images import delete, reference, save
 from ..images.history import history
+from ..images.imports import import_rootfs
 from ..images.store import Image
 from ..interface import EngineInterface
 from . import views
@@ -89,11 +90,32 @@ def load(engine: EngineInterface, req: Request) -> Response | None:
     return None
 
 
+def _import_body(req: Request, engine: EngineInterface) -> Response:
+    """docker import from the request body (fromSrc=-): one JSON status line with the new id."""
+    if req.arg("fromSrc") != "-":
+        raise BadParameter(f"fromSrc: {req.arg('fromSrc')[:200]!r}: only `-` (the request body) is supported; "
+                           "this lab node reaches no network to download from")
+    platform = req.arg("platform")
+    if platform and platform.partition("/")[0] != "linux":
+        raise BadParameter(f"platform: {platform[:100]!r} is not supported: images here are linux")
+    repo = req.arg("repo")
+    ref = reference.parse(repo, req.arg("tag")) if repo else None
+    changes = parse_qs(urlsplit(req.handler.path).query, keep_blank_values=True).get("changes", [])
+    tmp = engine.images.tmp / f"import-{secrets.token_hex(8)}.tar"
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in req.body_chunks():
+                out.write(chunk)
+        image = import_rootfs(engine.images, tmp, ref, req.arg("message"), changes)
+    finally:
+        rmtree(tmp)
+    return Response(200, _line(status=image.id), "application/json")
+
+
 def pull(engine: EngineInterface, req: Request) -> Response:
     name = req.arg("fromImage") or "image"
     if not req.arg("fromImage"):
-        raise BadParameter("importing a root filesystem (docker import) is not supported: "
-                           "use `docker load` with an image archive")
+        return _import_body(req, engine)
     return json_response({"message": f"cannot pull {name}: this lab node reaches no registry. "
                           "Load images with `docker load` (or `labctl load -i FILE`), "
                           "or send one from the host with `lab image push LAB NODE FILE`."}, 404)

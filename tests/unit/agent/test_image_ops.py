@@ -3,6 +3,7 @@ docker CLI, against the real server with fake seams."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -384,3 +385,35 @@ def test_events_of_image_operations(client, engine) -> None:
     assert seen == [("load", image.id, image.id, "lab"), ("tag", image.id, "ev:2", "lab"),
                     ("save", image.id, image.id, "lab"), ("untag", image.id, image.id, "lab"),
                     ("untag", image.id, image.id, "lab"), ("delete", image.id, image.id, "lab")]
+
+
+# import ---------------------------------------------------------------------------------
+def test_import_from_data_with_changes(sdk) -> None:
+    rootfs = tar_bytes({"testdata": b"A" * 500})
+    statuses = sdk.api.import_image_from_data(rootfs, repository="test/import-from-bytes",
+                                              changes=["USER foobar", 'CMD ["echo"]', "ENV A=1 B=2", "EXPOSE 80"])
+    result = json.loads(statuses.splitlines()[-1])
+    assert "error" not in result
+    data = sdk.api.inspect_image(result["status"])
+    assert data["Config"]["Cmd"] == ["echo"] and data["Config"]["User"] == "foobar"
+    assert data["Config"]["Env"] == ["A=1", "B=2"] and "80/tcp" in data["Config"]["ExposedPorts"]
+    assert data["RepoTags"] == ["test/import-from-bytes:latest"] and data["RootFS"]["Layers"] == [sha(rootfs)]
+    assert sdk.api.history(result["status"])[0]["Comment"] == "Imported from -"
+    gz = io.BytesIO()
+    with gzip.GzipFile(fileobj=gz, mode="wb") as handle:
+        handle.write(rootfs)
+    again = json.loads(sdk.api.import_image_from_data(gz.getvalue(), repository="gz", tag="1").splitlines()[-1])
+    assert sdk.api.inspect_image("gz:1")["RootFS"]["Layers"] == [sha(rootfs)] and again["status"]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"changes": ["RUN rm -rf /"]}, "run is not a valid change command"),
+    ({"repository": "Bad"}, "must be lowercase"),
+])
+def test_import_refusals(sdk, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(docker.errors.APIError) as err:
+        sdk.api.import_image_from_data(tar_bytes({"x": b"1"}), **kwargs)
+    assert err.value.status_code == 400 and message in str(err.value)
+    with pytest.raises(docker.errors.APIError) as err:
+        sdk.api.import_image_from_url("http://example.invalid/x.tar")
+    assert err.value.status_code == 400 and "fromSrc" in str(err.value)
