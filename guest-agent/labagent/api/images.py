@@ -76,14 +76,15 @@ def load(engine: EngineInterface, req: Request) -> Response | None:
         with open(tmp, "wb") as out:
             for chunk in req.body_chunks():
                 out.write(chunk)
-        writer = req.stream("application/json")
         try:
-            for line in engine.load(tmp):
-                writer.write(_line(stream=line + "\n"))
+            lines = [_line(stream=line + "\n") for line in engine.load(tmp)]
         except EngineError as exc:
-            writer.write(_line(errorDetail={"message": exc.message}, error=exc.message))
-        except Exception as exc:  # the reply has started: report in-band, as dockerd does
-            writer.write(_line(errorDetail={"message": str(exc)}, error=str(exc)))
+            lines = [_line(errorDetail={"message": exc.message}, error=exc.message)]
+        except Exception as exc:  # reported in-band all the same, as dockerd does
+            lines = [_line(errorDetail={"message": str(exc)}, error=str(exc))]
+        writer = req.stream("application/json")  # once loaded: the reply's start means it is done
+        for line in lines:
+            writer.write(line)
         writer.close()
     finally:
         rmtree(tmp)

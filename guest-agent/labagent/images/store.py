@@ -107,7 +107,7 @@ class ImageStore:
         self.whiteouts = whiteouts
         self.limits: Limits = DEFAULT_LIMITS
         self.events = Events()  # the engine's bus replaces this one
-        self.meta = ImageMeta(root / "image-meta.json")
+        self.meta = ImageMeta(self.dir / "lab-meta.json")  # parents and tag times, beside the index
         self._stagings: list[Staging] = []
         self._lock = threading.RLock()
         self._known: dict[str, Image] = {}  # by manifest digest; configs are shared, not copied

@@ -121,6 +121,11 @@ def test_save_many_names_and_unknown_names(sdk, eng: EngineProcess) -> None:
     assert status == 400 and "names" in json.loads(body)["message"]
     with pytest.raises(docker.errors.NotFound):
         b"".join(sdk.api.get_image("nosuch"))
+    for hostile in ("..%2F..%2Fetc%2Fpasswd", "../../etc/passwd", "%2Fetc"):
+        status, _ = _request(eng, "GET", f"/images/{hostile}/get")
+        assert status in (400, 404)
+        status, _ = _request(eng, "GET", f"/images/get?names={hostile}")
+        assert status in (400, 404)
 
 
 def _request(eng: EngineProcess, method: str, path: str) -> tuple[int, bytes]:
@@ -247,6 +252,16 @@ def test_removing_one_of_several_tags_only_untags(sdk) -> None:
     records = sdk.api.remove_image(image.id, force=True)
     assert {"Untagged": "multi:2"} in records and {"Untagged": "multi:3"} in records
     assert {"Deleted": image.id} in records
+
+
+def test_an_image_a_running_container_uses_cannot_be_deleted_even_forced(sdk) -> None:
+    busybox = sdk.images.get("busybox")
+    ctr = sdk.containers.run("busybox", ["sleep", "30"], detach=True)
+    with pytest.raises(docker.errors.APIError) as err:
+        sdk.api.remove_image(busybox.id, force=True)
+    assert err.value.status_code == 409
+    assert f"(cannot be forced) - image is being used by running container {ctr.id[:12]}" in str(err.value)
+    assert sdk.images.get("busybox:latest").id == busybox.id
 
 
 def test_an_image_in_use_needs_force_and_keeps_its_layers(sdk) -> None:
@@ -417,3 +432,61 @@ def test_import_refusals(sdk, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(docker.errors.APIError) as err:
         sdk.api.import_image_from_url("http://example.invalid/x.tar")
     assert err.value.status_code == 400 and "fromSrc" in str(err.value)
+
+
+def test_save_streams_in_bounded_pieces(client, engine) -> None:
+    """A layer of several MiB leaves in chunks of at most a MiB each: the save is never held whole."""
+    import socket
+
+    engine.images.images()
+    big = tar_bytes({"big": bytes(range(256)) * (12 << 10)})  # 3 MiB
+    data = archive([big], ["big:1"])
+    client.request("POST", "/images/load", raw=data, length=len(data)).read()
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(client.path)
+    sock.sendall(b"GET /images/big:1/get HTTP/1.1\r\nHost: x\r\n\r\n")
+    reader = sock.makefile("rb")
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += reader.readline()
+    assert b"Transfer-Encoding: chunked" in head and b"application/x-tar" in head
+    sizes, body = [], b""
+    while (size := int(reader.readline().strip(), 16)) > 0:
+        sizes.append(size)
+        body += reader.read(size)
+        reader.readline()
+    sock.close()
+    assert len(sizes) >= 3 and max(sizes) <= 1 << 20
+    files = members(body)
+    assert files[f"blobs/sha256/{sha(big)[7:]}"] == big
+
+
+def test_a_loaded_parent_link_is_kept_only_when_the_layers_agree(tmp_path) -> None:
+    from labagent.images.layers import Whiteouts
+    from labagent.images.load import load_archive
+    from labagent.images.store import ImageStore
+
+    store = ImageStore(tmp_path / "root", Whiteouts())
+    base_layer, top_layer = tar_bytes({"b": b"1"}), tar_bytes({"t": b"2"})
+    (tmp_path / "base.tar").write_bytes(archive([base_layer], ["base:1"]))
+    load_archive(store, tmp_path / "base.tar")
+    base = store.resolve("base:1")
+    other = archive([tar_bytes({"o": b"3"})], ["other:1"])
+    (tmp_path / "other.tar").write_bytes(other)
+    load_archive(store, tmp_path / "other.tar")
+
+    def child(layers: list[bytes], tag: str, parent: str) -> bytes:
+        files = members(archive(layers, [tag]))
+        manifest = json.loads(files["manifest.json"])
+        manifest[0]["Parent"] = parent
+        files["manifest.json"] = json.dumps(manifest).encode()
+        return tar_bytes({k: v for k, v in files.items() if k != "" and not k.endswith("/")})
+
+    (tmp_path / "good.tar").write_bytes(child([base_layer, top_layer], "good:1", base.id))
+    (tmp_path / "liar.tar").write_bytes(child([top_layer], "liar:1", base.id))
+    (tmp_path / "junk.tar").write_bytes(child([tar_bytes({"j": b"4"})], "junk:1", "../../etc"))
+    for name in ("good", "liar", "junk"):
+        load_archive(store, tmp_path / f"{name}.tar")
+    assert store.resolve("good:1").parent == base.id
+    assert store.resolve("liar:1").parent == "" and store.resolve("junk:1").parent == ""
+    assert [i.id for i in store.children(base.id)] == [store.resolve("good:1").id]
