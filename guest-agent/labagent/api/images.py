@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..errors import BadParameter, EngineError
 from ..fsutil import parse_rfc3339, rmtree
 from ..images import delete, reference, save
+from ..images.commit import commit as commit_container
 from ..images.history import history
 from ..images.imports import import_rootfs
 from ..images.store import Image
@@ -162,6 +163,18 @@ def image_prune(engine: EngineInterface, req: Request) -> Response:
     return json_response(delete.prune(engine.images, users(engine), dangling is not False, limit, labelled))
 
 
+def commit(engine: EngineInterface, req: Request) -> Response:
+    """POST /commit?container=&repo=&tag=&comment=&author=&changes=&pause=: 201 {"Id"}."""
+    if not req.arg("container"):
+        raise BadParameter("container: the container to commit is required")
+    repo = req.arg("repo")
+    ref = reference.parse(repo, req.arg("tag")) if repo else None
+    changes = parse_qs(urlsplit(req.handler.path).query, keep_blank_values=True).get("changes", [])
+    image = commit_container(engine, req.arg("container"), ref, req.arg("comment"), req.arg("author"), changes,
+                             req.json() or None)
+    return json_response({"Id": image.id}, 201)
+
+
 def _send_archive(names: list[str], engine: EngineInterface, req: Request) -> None:
     chosen = save.select(engine.images, names)  # unknown names are a 404 before the reply starts
     writer = req.stream("application/x-tar")
@@ -189,4 +202,5 @@ ROUTES: list[Route] = [
     ("GET", "/images/{name*}/history", image_history),
     ("POST", "/images/{name*}/tag", image_tag),
     ("DELETE", "/images/{name*}", image_remove),
+    ("POST", "/commit", commit),
 ]

@@ -406,6 +406,11 @@ class ImageStore:
                 return image
         raise NotFound(f"No such image: {name or ref}")
 
+    def manifest_layers(self, image: Image) -> list[LayerBlob]:
+        """The image's layer blobs as its manifest lists them, bottom first."""
+        manifest = read_json(self.blob_path(image.manifest_digest))
+        return [LayerBlob(m["digest"], m["size"], m.get("mediaType", LAYER_TAR)) for m in manifest["layers"]]
+
     def layer_dirs(self, image: Image) -> list[Path]:
         """Bottom layer first."""
         return [self.layer_dir(d) for d in image.diff_ids]

@@ -214,7 +214,7 @@ def build(sdk: Any, text: str, tag: str) -> Any:
 # rmi ------------------------------------------------------------------------------------
 def test_a_parent_can_be_untagged_but_not_deleted_and_goes_with_its_last_child(sdk) -> None:
     base = load(sdk, archive([tar_bytes({"base": b"b"})], ["base:1"]))
-    child = build(sdk, "FROM base:1\nRUN echo hi > /made\nLABEL x=y\n", "child:1")
+    child = build(sdk, "FROM base:1\nRUN echo hi > made\nLABEL x=y\n", "child:1")
     assert sdk.api.inspect_image(child.id)["Parent"] == base.id
     history = sdk.api.history("child:1")
     assert history[0]["Id"] == child.id and history[-1]["Id"] == base.id and history[-1]["Tags"] == ["base:1"]
@@ -490,3 +490,32 @@ def test_a_loaded_parent_link_is_kept_only_when_the_layers_agree(tmp_path) -> No
     assert store.resolve("good:1").parent == base.id
     assert store.resolve("liar:1").parent == "" and store.resolve("junk:1").parent == ""
     assert [i.id for i in store.children(base.id)] == [store.resolve("good:1").id]
+
+
+# commit ---------------------------------------------------------------------------------
+def test_commit_makes_a_child_of_the_containers_image(sdk) -> None:
+    busybox = sdk.images.get("busybox")
+    # relative: the fake runtime runs it on the host, in the upper dir
+    ctr = sdk.containers.run("busybox", ["sh", "-c", "echo made > test"], detach=True, environment={"E": "1"})
+    ctr.wait(timeout=10)
+    image = ctr.commit("committed", "1", changes=["EXPOSE 8000", 'CMD ["bash"]'], message="msg", author="me")
+    data = sdk.api.inspect_image(image.id)
+    assert data["Parent"] == busybox.id and data["RepoTags"] == ["committed:1"]
+    assert "8000/tcp" in data["Config"]["ExposedPorts"] and data["Config"]["Cmd"] == ["bash"]
+    assert "E=1" in data["Config"]["Env"] and data["Comment"] == "msg" and data["Author"] == "me"
+    assert data["RootFS"]["Layers"][:-1] == sdk.api.inspect_image(busybox.id)["RootFS"]["Layers"]
+    assert sdk.api.history(image.id)[0]["Comment"] == "msg"
+    files = members(b"".join(sdk.api.get_image("committed:1")))
+    top = json.loads(files["manifest.json"])[0]["Layers"][-1]
+    assert members(files[top])["test"] == b"made\n"
+    with pytest.raises(docker.errors.APIError) as err:
+        sdk.api.remove_image(busybox.id)
+    assert err.value.status_code == 409 and "dependent child images" in str(err.value)
+    ctr.remove()
+    records = sdk.api.remove_image(image.id, force=True)
+    assert {"Deleted": image.id} in records and sdk.images.get("busybox").id == busybox.id
+    with pytest.raises(docker.errors.NotFound):
+        sdk.api.commit("nosuch")
+    with pytest.raises(docker.errors.APIError) as err:
+        sdk.api.commit("nosuch", repository="Bad")
+    assert err.value.status_code == 400
