@@ -20,6 +20,7 @@ _NAME = rf"(?:{_HOST}(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*"
 TAG = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
 REFERENCE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<tag>[\w][\w.-]{{0,127}}))?$", re.ASCII)
 HEX64 = re.compile(r"^[a-f0-9]{64}$")
+DOMAIN = re.compile(rf"^{_HOST}(?::[0-9]+)?$", re.ASCII)
 NAME_MAX = 255
 DEFAULT_DOMAIN = "docker.io"
 
@@ -64,6 +65,8 @@ def parse(text: str, tag: str = "") -> Reference:
         raise BadParameter(f"invalid repository name ({text[:300]}), cannot specify 64-byte hexadecimal strings")
     if "@" in text:
         raise BadParameter(f"invalid reference format: {text[:300]!r}: digest references are not supported here")
+    if text.endswith((":", "/")) or text.startswith("/"):
+        raise BadParameter("invalid reference format")
     head, colon, own_tag = text.rpartition(":")
     if not colon or "/" in own_tag:
         head, own_tag = text, ""
@@ -71,7 +74,7 @@ def parse(text: str, tag: str = "") -> Reference:
     if remote.lower() != remote:
         raise BadParameter(f"invalid reference format: repository name ({remote[:300]}) must be lowercase")
     match = REFERENCE.match(f"{domain}/{remote}" + (f":{own_tag}" if own_tag else ""))
-    if match is None:
+    if match is None or not DOMAIN.match(domain):
         raise BadParameter("invalid reference format")
     if len(match.group("name")) > NAME_MAX:
         raise BadParameter(f"repository name must not be more than {NAME_MAX} characters")

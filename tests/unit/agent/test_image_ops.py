@@ -162,6 +162,11 @@ def test_tag_and_remove_the_tag(sdk) -> None:
 
 @pytest.mark.parametrize(("repo", "tag", "message"), [
     ("../x", "", "invalid reference format"),
+    ("x:", "", "invalid reference format"),
+    ("/x", "", "invalid reference format"),
+    ("a//b", "", "invalid reference format"),
+    ("a:b:c", "", "invalid reference format"),
+    ("a_b.c/x", "", "invalid reference format"),
     ("Upper", "", "must be lowercase"),
     ("a" * 256, "", "must not be more than 255 characters"),
     ("ok", "t" * 129, "invalid tag format"),
@@ -519,3 +524,19 @@ def test_commit_makes_a_child_of_the_containers_image(sdk) -> None:
     with pytest.raises(docker.errors.APIError) as err:
         sdk.api.commit("nosuch", repository="Bad")
     assert err.value.status_code == 400
+
+
+@pytest.mark.parametrize(("text", "familiar", "full"), [
+    ("busybox", "busybox:latest", "docker.io/library/busybox"),
+    ("docker.io/library/busybox:1.36", "busybox:1.36", "docker.io/library/busybox"),
+    ("index.docker.io/me/app", "me/app:latest", "docker.io/me/app"),
+    ("localhost:5000/a:b", "localhost:5000/a:b", "localhost:5000/a"),
+    ("Reg.Example/app", "Reg.Example/app:latest", "Reg.Example/app"),
+    ("library/x/y", "library/x/y:latest", "docker.io/library/x/y"),
+    ("a__b/c.d-e---f:V1.x_y", "a__b/c.d-e---f:V1.x_y", "docker.io/a__b/c.d-e---f"),
+])
+def test_references_in_their_familiar_form(text: str, familiar: str, full: str) -> None:
+    from labagent.images import reference
+
+    ref = reference.parse(text)
+    assert (str(ref), ref.full_name) == (familiar, full)
