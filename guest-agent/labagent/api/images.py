@@ -71,7 +71,8 @@ def _line(**data: object) -> bytes:
 
 def load(engine: EngineInterface, req: Request) -> Response | None:
     """docker load: the upload lands on disk first; what the load says (errors too) streams
-    back as JSON lines with 200, as dockerd answers (docker-py's ImageLoadError reads them)."""
+    back as JSON lines with 200, as dockerd answers (docker-py's ImageLoadError reads them).
+    The reply starts once the load is over and its upload gone."""
     tmp = engine.images.tmp / f"load-{secrets.token_hex(8)}.tar"
     try:
         with open(tmp, "wb") as out:
@@ -83,12 +84,12 @@ def load(engine: EngineInterface, req: Request) -> Response | None:
             lines = [_line(errorDetail={"message": exc.message}, error=exc.message)]
         except Exception as exc:  # reported in-band all the same, as dockerd does
             lines = [_line(errorDetail={"message": str(exc)}, error=str(exc))]
-        writer = req.stream("application/json")  # once loaded: the reply's start means it is done
-        for line in lines:
-            writer.write(line)
-        writer.close()
     finally:
         rmtree(tmp)
+    writer = req.stream("application/json")
+    for line in lines:
+        writer.write(line)
+    writer.close()
     return None
 
 
