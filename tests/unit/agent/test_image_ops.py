@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -375,6 +376,12 @@ def test_cli_save_load_tag_history_rmi(eng: EngineProcess, tmp_path: Path) -> No
     assert eng.docker("image", "inspect", "cli:2").returncode != 0
     reload = eng.docker("load", "-i", str(saved))
     assert "Loaded image: cli:1" in reload.stdout and "Loaded image: cli:2" in reload.stdout, reload.stderr
+    assert DOCKER is not None
+    piped = subprocess.run([DOCKER, "save", "cli:1"], env=eng.env(), capture_output=True, timeout=20, check=False)
+    assert piped.returncode == 0 and json.loads(members(piped.stdout)["manifest.json"])[0]["RepoTags"] == ["cli:1"]
+    eng.docker("rmi", "cli:1")
+    again = eng.docker("load", stdin=piped.stdout)  # docker save | docker load
+    assert again.returncode == 0 and "Loaded image: cli:1" in again.stdout, again.stderr
     missing = eng.docker("save", "-o", str(tmp_path / "x.tar"), "nosuch:9")
     assert missing.returncode != 0 and "No such image: nosuch:9" in missing.stderr
     garbage = eng.docker("load", "-i", "/dev/stdin", stdin=b"garbage")
