@@ -32,9 +32,10 @@ HONOURED_CONFIG = frozenset({
     "NetworkDisabled",
     "HostConfig",
     "NetworkingConfig",
+    "Volumes",
 })
 
-# HostConfig fields createbody.py reads (Privileged, Binds and Mounts only to refuse them).
+# HostConfig fields createbody.py reads (Privileged only to refuse it).
 HONOURED_HOST = frozenset({
     "Memory",
     "MemorySwap",
@@ -54,6 +55,8 @@ HONOURED_HOST = frozenset({
     "ReadonlyRootfs",
     "SecurityOpt",
     "OomScoreAdj",
+    "Tmpfs",
+    "VolumesFrom",
 })
 
 
@@ -108,7 +111,6 @@ AT_DEFAULT_CONFIG: dict[str, Accept] = {
     "StdinOnce": unset,
     "Healthcheck": _healthcheck,
     "ArgsEscaped": unset,  # Windows only
-    "Volumes": unset,  # anonymous volumes
     "MacAddress": unset,  # the MAC follows from the address
     "OnBuild": unset,
     "StopSignal": one_of("SIGTERM", "TERM", "15"),  # docker stop sends SIGTERM
@@ -131,7 +133,7 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "ContainerIDFile": anything,  # the docker CLI writes that file itself
     "LogConfig": _log_config,
     "RestartPolicy": _restart,
-    "VolumeDriver": unset, "VolumesFrom": unset,
+    "VolumeDriver": unset,
     "ConsoleSize": _console_size,
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
@@ -140,7 +142,7 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
     "Cgroup": unset, "Links": unset,
     "PublishAllPorts": unset,  # random host ports are not supported
-    "StorageOpt": unset, "Tmpfs": unset,
+    "StorageOpt": unset,
     "UTSMode": unset,
     "UsernsMode": one_of("host"),  # "host" = no remapping, which is all this engine does
     "ShmSize": one_of(64 << 20),
