@@ -124,6 +124,23 @@ def pull(engine: EngineInterface, req: Request) -> Response:
                           "or send one from the host with `lab image push LAB NODE FILE`."}, 404)
 
 
+NO_REGISTRY = "this lab node reaches no registry"
+
+
+def push(engine: EngineInterface, req: Request, name: str) -> Response:
+    image = engine.images.resolve(name)  # an unknown image is a 404 of its own
+    return json_response({"message": f"cannot push {image.tags[0] if image.tags else name}: {NO_REGISTRY}. "
+                          "Save it with `docker save` and load it elsewhere with `docker load`."}, 404)
+
+
+def search(engine: EngineInterface, req: Request) -> Response:
+    return json_response({"message": f"cannot search for {req.arg('term')[:200]!r}: {NO_REGISTRY}"}, 404)
+
+
+def distribution(engine: EngineInterface, req: Request, name: str) -> Response:
+    return json_response({"message": f"cannot ask a registry about {name[:200]}: {NO_REGISTRY}"}, 404)
+
+
 def image_inspect(engine: EngineInterface, req: Request, name: str) -> Response:
     image = engine.images.resolve(name)
     dirs = [str(p) for p in engine.images.layer_dirs(image)]
@@ -204,4 +221,7 @@ ROUTES: list[Route] = [
     ("POST", "/images/{name*}/tag", image_tag),
     ("DELETE", "/images/{name*}", image_remove),
     ("POST", "/commit", commit),
+    ("POST", "/images/{name*}/push", push),
+    ("GET", "/images/search", search),
+    ("GET", "/distribution/{name*}/json", distribution),
 ]

@@ -547,3 +547,13 @@ def test_references_in_their_familiar_form(text: str, familiar: str, full: str) 
 
     ref = reference.parse(text)
     assert (str(ref), ref.full_name) == (familiar, full)
+
+
+def test_registry_operations_say_why_not(sdk) -> None:
+    for call in (lambda: sdk.api.push("busybox"), lambda: sdk.api.search("alpine"),
+                 lambda: sdk.api.inspect_distribution("busybox")):
+        with pytest.raises(docker.errors.APIError) as err:
+            call()
+        assert err.value.status_code == 404 and "reaches no registry" in str(err.value)
+    with pytest.raises(docker.errors.ImageNotFound):
+        sdk.api.push("nosuch")
