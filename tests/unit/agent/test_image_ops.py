@@ -557,3 +557,19 @@ def test_registry_operations_say_why_not(sdk) -> None:
         assert err.value.status_code == 404 and "reaches no registry" in str(err.value)
     with pytest.raises(docker.errors.ImageNotFound):
         sdk.api.push("nosuch")
+
+
+def test_until_and_reference_patterns() -> None:
+    from labagent.api.imagefilters import reference_match, until_time
+    from labagent.errors import BadParameter
+
+    assert until_time("1h30m", now=10_000) == 4600 and until_time("90s", now=100) == 10
+    assert until_time("1700000000") == 1_700_000_000 and until_time("2024-01-01") == 1_704_067_200
+    assert until_time("2024-01-01T01:00:00+01:00") == 1_704_067_200
+    with pytest.raises(BadParameter, match="until"):
+        until_time("yesterday")
+    assert reference_match("busybox", "busybox:latest") and reference_match("me/*", "me/app:1")
+    assert not reference_match("me/*", "me/a/b:1") and reference_match("*:1", "x:1")
+    assert reference_match("b[a-z]sybox:?atest", "busybox:latest") and not reference_match("b[^u]sybox", "busybox:1")
+    with pytest.raises(BadParameter, match="syntax error"):
+        reference_match("[oops", "x:1")
