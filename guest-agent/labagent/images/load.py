@@ -201,7 +201,7 @@ def _load_docker(store: ImageStore, archive: Archive, staging: Staging) -> list[
         config = archive.read(name, f"{field}.Config", _digest_of_name(name))
         layers = [archive.to_blob(store, layer, f"{field}.Layers[{j}]", staging, _digest_of_name(layer))
                   for j, layer in enumerate(_strings(entry.get("Layers"), f"{field}.Layers"))]
-        image = _add(store, config, layers, tags, staging, field)
+        image = _add(store, config, layers, tags, staging, field, lines)
         parents.append((image, entry.get("Parent")))
         lines += _messages(image.id, image.tags)
     for image, parent in parents:
@@ -218,8 +218,17 @@ def _link_parent(store: ImageStore, image: Any, parent: object) -> None:
         store.meta.set_parent(image.id, found.id)
 
 
+def _renames(store: ImageStore, config: bytes, tags: list[str]) -> list[str]:
+    """dockerd's word for a name the load takes from another image (which keeps its other names)."""
+    new_id = "sha256:" + hashlib.sha256(config).hexdigest()
+    names = {normalize(t) for t in tags}
+    return [f"The image {name} already exists, renaming the old one with ID {image.id} to empty string"
+            for image in store.images() for name in image.tags if name in names and image.id != new_id]
+
+
 def _add(store: ImageStore, config: bytes, layers: list[LayerBlob], tags: list[str], staging: Staging,
-         field: str) -> Any:
+         field: str, lines: list[str]) -> Any:
+    lines += _renames(store, config, tags)
     try:
         image = store.add_image(config, layers, tags, staging)
     except BadParameter as exc:
@@ -307,6 +316,6 @@ def _load_oci(store: ImageStore, archive: Archive, staging: Staging) -> list[str
             _, digest, size = _descriptor(layer, f"{where} layers[{j}]", LAYER_TYPES)
             layers.append(archive.to_blob(store, _blob_name(digest), f"{where} layers[{j}]", staging,
                                           digest, size))
-        image = _add(store, config, layers, tags, staging, where)
+        image = _add(store, config, layers, tags, staging, where, lines)
         lines += _messages(image.id, image.tags)
     return lines

@@ -187,6 +187,12 @@ def test_tag_of_an_unknown_image_is_404_and_a_name_moves(sdk) -> None:
     with pytest.raises(docker.errors.ImageNotFound, match="No such image: nosuch"):
         sdk.api.tag("nosuch", "x", "1")
     first = load(sdk, archive([tar_bytes({"mv": b"1"})], ["moving:1"]))
+    lines = [c.get("stream", "") for c in sdk.api.load_image(archive([tar_bytes({"mv": b"0"})], ["moving:0"]))]
+    assert lines == ["Loaded image: moving:0\n"]
+    taken = [c.get("stream", "") for c in sdk.api.load_image(archive([tar_bytes({"mv": b"1b"})], ["moving:1"]))]
+    assert taken == [f"The image moving:1 already exists, renaming the old one with ID {first.id} to empty string\n",
+                     "Loaded image: moving:1\n"]
+    load(sdk, archive([tar_bytes({"mv": b"1"})], ["moving:1"]))  # back to the first
     second = load(sdk, archive([tar_bytes({"mv": b"2"})], ["other:1"]))
     assert sdk.api.tag(second.id, "docker.io/library/moving", "1") is True
     assert sdk.images.get("moving:1").id == second.id
