@@ -177,4 +177,5 @@ def prune(store: ImageStore, users: Users, dangling_only: bool, until: float | N
                     records += deleter.remove(ref, False, True)
                 except Conflict:
                     continue
-        return {"ImagesDeleted": records or None, "SpaceReclaimed": deleter.freed}
+    store.events.emit("image", "prune", "", reclaimed=str(deleter.freed))  # as dockerd logs a prune
+    return {"ImagesDeleted": records or None, "SpaceReclaimed": deleter.freed}

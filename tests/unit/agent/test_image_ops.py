@@ -415,6 +415,8 @@ def test_events_of_image_operations(client, engine) -> None:
     client.request("DELETE", "/images/ev:1").read()
     seen = [(e.action, e.actor_id, e.attributes.get("name"), e.attributes.get("team"))
             for e in engine.events.past(0) if e.type == "image" and e.actor_id == image.id]
+    client.request("POST", "/images/prune").read()
+    assert [e.attributes for e in engine.events.past(0) if e.action == "prune"] == [{"reclaimed": "0"}]
     assert seen == [("load", image.id, image.id, "lab"), ("tag", image.id, "ev:2", "lab"),
                     ("save", image.id, image.id, "lab"), ("untag", image.id, image.id, "lab"),
                     ("untag", image.id, image.id, "lab"), ("delete", image.id, image.id, "lab")]
