@@ -416,6 +416,12 @@ def test_events_of_image_operations(client, engine) -> None:
     seen = [(e.action, e.actor_id, e.attributes.get("name"), e.attributes.get("team"))
             for e in engine.events.past(0) if e.type == "image" and e.actor_id == image.id]
     client.request("POST", "/images/prune").read()
+    rootfs = tar_bytes({"imp": b"1"})
+    reply = client.request("POST", "/images/create", {"fromSrc": "-", "repo": "imp", "tag": "1"}, raw=rootfs,
+                           length=len(rootfs))
+    imported = json.loads(reply.read())["status"]
+    assert [(e.actor_id, e.attributes["name"]) for e in engine.events.past(0) if e.action == "import"] == [
+        (imported, imported)]
     assert [e.attributes for e in engine.events.past(0) if e.action == "prune"] == [{"reclaimed": "0"}]
     assert seen == [("load", image.id, image.id, "lab"), ("tag", image.id, "ev:2", "lab"),
                     ("save", image.id, image.id, "lab"), ("untag", image.id, image.id, "lab"),
