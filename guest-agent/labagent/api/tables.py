@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import builds, containers, execs, images, system, volumes
+from . import archive, builds, containerops, containers, execs, images, system, volumes
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
 TABLES: tuple[Sequence[Route], ...] = (
     system.ROUTES,
     containers.ROUTES,
+    containerops.ROUTES,
     execs.ROUTES,
     images.ROUTES,
     builds.ROUTES,
     volumes.ROUTES,
+    archive.ROUTES,
 )
 
 

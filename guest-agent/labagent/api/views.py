@@ -40,7 +40,8 @@ def human_duration(seconds: float) -> str:
 def status_text(c: Container) -> str:
     now = time.time()
     if c.running:
-        return f"Up {human_duration(now - parse_rfc3339(c.state.started_at))}"
+        up = f"Up {human_duration(now - parse_rfc3339(c.state.started_at))}"
+        return f"{up} (Paused)" if c.state.paused else up
     if c.state.status == "exited":
         ago = human_duration(now - parse_rfc3339(c.state.finished_at))
         return f"Exited ({c.state.exit_code}) {ago} ago"
@@ -71,6 +72,11 @@ def command(c: Container, image_config: dict[str, Any] | None = None) -> str:
     return " ".join(argv)
 
 
+def shown_status(c: Container) -> str:
+    """State.Status as Docker names it: a frozen container is "paused" (and still Running)."""
+    return "paused" if c.running and c.state.paused else c.state.status
+
+
 def container_summary(c: Container) -> dict[str, Any]:
     """One entry of GET /containers/json."""
     return {
@@ -78,7 +84,7 @@ def container_summary(c: Container) -> dict[str, Any]:
         "Command": command(c), "Created": int(parse_rfc3339(c.created)),
         "Ports": [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
                    "PublicPort": p.host_port, "Type": p.proto} for p in c.spec.ports if c.running],
-        "Labels": c.spec.labels, "State": c.state.status, "Status": status_text(c),
+        "Labels": c.spec.labels, "State": shown_status(c), "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.spec.network_mode},
         "NetworkSettings": {"Networks": {c.spec.network_mode: _endpoint(c)}},
         "Mounts": mount_views(c),
@@ -145,7 +151,8 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
     argv = spec.argv or [*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])]
     return {
         "Id": c.id, "Created": c.created, "Path": argv[0] if argv else "", "Args": argv[1:],
-        "State": {"Status": s.status, "Running": c.running, "Paused": False, "Restarting": False,
+        "State": {"Status": shown_status(c), "Running": c.running, "Paused": c.running and s.paused,
+                  "Restarting": False,
                   "OOMKilled": s.oom_killed, "Dead": s.status == "dead", "Pid": s.pid,
                   "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at,
                   "FinishedAt": s.finished_at},
@@ -160,6 +167,8 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
                              for p in spec.ports},
             "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,
             "CpuQuota": lim.cpu_quota, "CpuPeriod": lim.cpu_period, "PidsLimit": lim.pids or None,
+            "CpuShares": 0,
+            "RestartPolicy": {"Name": spec.restart.name, "MaximumRetryCount": spec.restart.max_retries},
             "Privileged": False, "ReadonlyRootfs": spec.readonly_rootfs, "SecurityOpt": spec.security_opt or None,
             "CapAdd": spec.cap_add or None, "CapDrop": spec.cap_drop or None, "OomScoreAdj": spec.oom_score_adj,
             "CgroupnsMode": "private",
@@ -254,13 +263,14 @@ def version() -> dict[str, Any]:
 def info(containers: list[Container], images: int, root: str) -> dict[str, Any]:
     uname = os.uname()
     running = sum(c.running for c in containers)
+    paused = sum(c.running and c.state.paused for c in containers)
     try:
         mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         mem = 0
     return {
         "ID": uname.nodename, "Name": uname.nodename, "Containers": len(containers),
-        "ContainersRunning": running, "ContainersPaused": 0,
+        "ContainersRunning": running - paused, "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running, "Images": images,
         "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "overlayfs"]],
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import Conflict, EngineError, NotModified
+from ..errors import BadParameter, Conflict, EngineError, NotModified
 from ..events import Events
 from ..fsutil import new_id, read_json, rfc3339, rmtree, write_json
 from ..images.store import ImageStore
@@ -87,10 +87,16 @@ class Lifecycle:
         with self.store.lock:
             return self._op_locks.setdefault(cid, threading.Lock())
 
+    def op_lock(self, cid: str) -> threading.Lock:
+        """The lock start and remove hold for cid: an operation that mounts the rootfs holds it too."""
+        return self._op(cid)
+
     # create ----------------------------------------------------------------------------
     def create(self, name: str, spec: CreateSpec) -> Container:
         image = self.images.resolve(spec.image)
         spec.image_id = image.id
+        # the image's labels are the container's too (its own win), as dockerd merges them
+        spec.labels = {**((image.config.get("config") or {}).get("Labels") or {}), **spec.labels}
         cid = new_id()
         container = Container(cid, name or cid[:12], rfc3339(), spec)
         with self.store.lock:
@@ -340,6 +346,7 @@ class Lifecycle:
             state.status = "exited"
             state.exit_code = 255 if code is None else code
             state.oom_killed, state.pid, state.finished_at = oom, 0, rfc3339()
+            state.paused = False  # a frozen cgroup's processes can still be killed
             if code is None and not state.error:
                 state.error = "the container's exit status was lost (engine or node restarted)"
             state.exits += 1
@@ -370,6 +377,9 @@ class Lifecycle:
         run = container.state.exits
         with contextlib.suppress(Conflict):
             self._signal(container, signal.SIGTERM)
+        if container.state.paused:  # frozen, it would never see the SIGTERM: thaw it, as dockerd does
+            with contextlib.suppress(EngineError):
+                self._thaw(container)
         if not self._wait_exit(container, run, timeout):
             with contextlib.suppress(Conflict):
                 self._signal(container, signal.SIGKILL)
@@ -428,6 +438,50 @@ class Lifecycle:
                 if m.type == "volume" and m.anonymous and self.volumes.exists(m.source):
                     with contextlib.suppress(EngineError):
                         self.volumes.remove(m.source, mountplan.users_of(m.source, others))
+
+    # pause, unpause, rename --------------------------------------------------------------
+    def pause(self, ref: str) -> None:
+        """Freeze the container's cgroup (cgroup v2 freezer); it stays running, and paused."""
+        container = self.store.get(ref)
+        with self._op(container.id):
+            if not container.running:
+                raise Conflict(f"Container {container.id} is not running")
+            if container.state.paused:
+                raise Conflict(f"Container {container.id} is already paused")
+            self.cgroups.freeze(container.id, True)
+            with self.store.lock:
+                container.state.paused = True
+                self.store.save(container)
+        self.events.emit("container", "pause", container.id, name=container.name, image=container.spec.image)
+
+    def unpause(self, ref: str) -> None:
+        container = self.store.get(ref)
+        with self._op(container.id):
+            if not container.state.paused:
+                raise Conflict(f"Container {container.id} is not paused")
+            self._thaw(container)
+
+    def _thaw(self, container: Container) -> None:
+        """Unfreeze without the operation lock, so stop() may call it from anywhere."""
+        self.cgroups.freeze(container.id, False)
+        with self.store.lock:
+            container.state.paused = False
+            self.store.save(container)
+        self.events.emit("container", "unpause", container.id, name=container.name, image=container.spec.image)
+
+    def rename(self, ref: str, new_name: str) -> None:
+        """New name in the record and, for running containers, in every /etc/hosts."""
+        container = self.store.get(ref)
+        old = container.name
+        if new_name == old:
+            raise BadParameter("Renaming a container with the same name as its current name")
+        with self.store.lock:
+            self.store.check_name(new_name)
+            container.name = new_name
+            self.store.save(container)
+        self.refresh_network()
+        self.events.emit("container", "rename", container.id, name=new_name, image=container.spec.image,
+                         oldName=f"/{old}")
 
     def ports_of(self, container: Container) -> list[PortBinding]:
         return container.spec.ports
