@@ -189,7 +189,7 @@ def commit(engine: EngineInterface, req: Request) -> Response:
     ref = reference.parse(repo, req.arg("tag")) if repo else None
     changes = parse_qs(urlsplit(req.handler.path).query, keep_blank_values=True).get("changes", [])
     image = commit_container(engine, req.arg("container"), ref, req.arg("comment"), req.arg("author"), changes,
-                             req.json() or None)
+                             req.json() or None, pause=req.flag("pause", True))
     return json_response({"Id": image.id}, 201)
 
 

@@ -2,8 +2,8 @@
 
 The new config is the container's (its image's config with what the create asked for over
 it), then the `changes` lines, then the request body's config; the history is the image's
-and one entry for the commit. The upper dir is read as it is: a running container may still
-be writing (this engine does not pause it; pause=false is what it does either way).
+and one entry for the commit. A running container is paused (cgroup freezer) while its
+upper dir is read, unless pause=false, as dockerd does.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def _body_config(body: object) -> dict[str, Any]:
 
 
 def commit(engine: EngineInterface, name: str, ref: Reference | None, comment: str, author: str,
-           changes: list[str], body: object) -> Image:
+           changes: list[str], body: object, pause: bool = True) -> Image:
     container = engine.containers.get(name)
     store = engine.images
     image = store.resolve(container.spec.image_id)
@@ -75,10 +75,16 @@ def commit(engine: EngineInterface, name: str, ref: Reference | None, comment: s
     config.update(_body_config(body))
     work = store.tmp / f"commit-{secrets.token_hex(8)}.tar"
     try:
+        frozen = pause and container.running and not container.state.paused
+        if frozen:
+            engine.lifecycle.pause(container.id)
         try:
             tar_dir(engine.containers.bundle(container.id) / "upper", work)
         except ReservedName as exc:
             raise BadParameter(f"the container holds {exc.message}") from None
+        finally:
+            if frozen:
+                engine.lifecycle.unpause(container.id)
         with store.staging() as stage:
             blob = store.put_file(work, stage)
             created = rfc3339()

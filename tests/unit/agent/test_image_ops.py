@@ -540,6 +540,13 @@ def test_commit_makes_a_child_of_the_containers_image(sdk) -> None:
     ctr.remove()
     records = sdk.api.remove_image(image.id, force=True)
     assert {"Deleted": image.id} in records and sdk.images.get("busybox").id == busybox.id
+    live = sdk.containers.run("busybox", ["sleep", "30"], detach=True)
+    paused = live.commit("live", "1")  # paused while its upper dir is read, then running again
+    live.reload()
+    assert live.status == "running" and not live.attrs["State"]["Paused"]
+    assert sdk.api.inspect_image(paused.id)["Parent"] == busybox.id
+    live.remove(force=True)
+    sdk.api.remove_image(paused.id)
     with pytest.raises(docker.errors.NotFound):
         sdk.api.commit("nosuch")
     with pytest.raises(docker.errors.APIError) as err:
@@ -587,3 +594,16 @@ def test_until_and_reference_patterns() -> None:
     assert reference_match("b[a-z]sybox:?atest", "busybox:latest") and not reference_match("b[^u]sybox", "busybox:1")
     with pytest.raises(BadParameter, match="syntax error"):
         reference_match("[oops", "x:1")
+
+
+def test_commit_pauses_a_running_container_unless_told_not_to(client, engine) -> None:
+    engine.images.images()
+    cid = client.json("POST", "/containers/create", body={"Image": "busybox", "Cmd": ["sleep", "30"]})["Id"]
+    client.request("POST", f"/containers/{cid}/start").read()
+    reply = client.request("POST", "/commit", {"container": cid, "repo": "frozen"})
+    assert reply.status == 201 and json.loads(reply.read())["Id"].startswith("sha256:")
+    client.request("POST", "/commit", {"container": cid, "pause": "0"}).read()
+    actions = [e.action for e in engine.events.past(0)
+               if e.actor_id == cid and e.action in ("pause", "unpause", "commit")]
+    assert actions == ["pause", "unpause", "commit", "commit"]
+    assert engine.containers.get(cid).running and not engine.containers.get(cid).state.paused
