@@ -12,7 +12,7 @@ from .containers.execs import Execs
 from .containers.lifecycle import Lifecycle
 from .containers.store import ContainerStore
 from .events import Events
-from .images import busybox
+from .images import busybox, delete
 from .images.layers import Whiteouts
 from .images.load import load_archive
 from .images.store import ImageStore
@@ -137,7 +137,7 @@ class Engine:
         return {c.spec.image_id for c in self.containers.all()}
 
     def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]:
-        return self.images.remove(ref, self.images_in_use(), force)
+        return delete.remove(self.images, ref, delete.users_of(self.containers.all()), force)
 
     def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         container = self.containers.get(ref)

@@ -205,25 +205,49 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
     }
 
 
-def image_summary(image: Image, containers: int) -> dict[str, Any]:
+def image_summary(image: Image, containers: int, tags: list[str] | None = None) -> dict[str, Any]:
+    """One entry of GET /images/json; tags, when given, are the ones a reference filter matched."""
+    shown = image.tags if tags is None else tags
     return {
-        "Id": image.id, "ParentId": "", "RepoTags": image.tags or ["<none>:<none>"],
-        "RepoDigests": [], "Created": int(parse_rfc3339(image.created)), "Size": image.size,
-        "SharedSize": -1, "VirtualSize": image.size,
-        "Labels": (image.config.get("config") or {}).get("Labels") or {}, "Containers": containers,
+        "Id": image.id, "ParentId": image.parent, "RepoTags": shown or ["<none>:<none>"],
+        "RepoDigests": [] if shown else ["<none>@<none>"], "Created": int(parse_rfc3339(image.created)),
+        "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
+        "Labels": image.labels or None, "Containers": containers,
     }
 
 
-def image_inspect(image: Image, layer_dirs: list[str]) -> dict[str, Any]:
+CONTAINER_CONFIG: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+    "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None,
+    "Labels": None,
+}
+
+
+def _container_config(value: object) -> dict[str, Any]:
+    """An image's (container) config with every field Docker shows, defaults where it says none."""
+    return {**CONTAINER_CONFIG, **(value if isinstance(value, dict) else {})}
+
+
+def image_inspect(image: Image, layer_dirs: list[str], last_tag_time: str) -> dict[str, Any]:
+    """GET /images/{name}/json, in the shape docker-py and docker-compose read."""
     cfg = image.config
+    data: dict[str, str] = {}
+    if layer_dirs:
+        data["UpperDir"] = layer_dirs[-1]
+    if len(layer_dirs) > 1:
+        data["LowerDir"] = ":".join(reversed(layer_dirs[:-1]))
     return {
-        "Id": image.id, "RepoTags": image.tags, "RepoDigests": [], "Parent": "", "Comment": "",
-        "Created": image.created, "DockerVersion": "", "Author": cfg.get("author", ""),
-        "Config": cfg.get("config") or {}, "Architecture": cfg.get("architecture", ""),
-        "Os": cfg.get("os", "linux"), "Size": image.size, "VirtualSize": image.size,
-        "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": ":".join(reversed(layer_dirs))}},
+        "Id": image.id, "RepoTags": image.tags, "RepoDigests": [], "Parent": image.parent,
+        "Comment": str(cfg.get("comment") or ""), "Created": image.created,
+        "Container": str(cfg.get("container") or ""), "ContainerConfig": _container_config(cfg.get("container_config")),
+        "DockerVersion": str(cfg.get("docker_version") or ""), "Author": str(cfg.get("author") or ""),
+        "Config": _container_config(cfg.get("config")), "Architecture": str(cfg.get("architecture") or ""),
+        **({"Variant": cfg["variant"]} if isinstance(cfg.get("variant"), str) else {}),
+        "Os": str(cfg.get("os") or "linux"), "Size": image.size, "VirtualSize": image.size,
+        "GraphDriver": {"Name": "overlay2", "Data": data},
         "RootFS": {"Type": "layers", "Layers": image.diff_ids},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        "Metadata": {"LastTagTime": last_tag_time},
     }
 
 
