@@ -67,13 +67,14 @@ class Delivery:
 class ExecIO:
     def __init__(self, proc: subprocess.Popen[bytes], deliver: Delivery, stdin: Input | None = None,
                  console: ConsoleSocket | None = None, pty: Pty | None = None,
-                 detach_keys: bytes = b"") -> None:
+                 detach_keys: bytes = b"", on_detach: Callable[[], None] | None = None) -> None:
         self.proc = proc
         self.deliver = deliver
         self.stdin = stdin
         self.console = console
         self.pty = pty or Pty()
         self.detach_keys = detach_keys
+        self.on_detach = on_detach
         self.detached = False
         self._stopping = threading.Event()
         self._feeder: threading.Thread | None = None
@@ -142,7 +143,7 @@ class ExecIO:
         self.pty.adopt(master)
         sel.register(master, selectors.EVENT_READ, _MASTER)
         if self.stdin is not None:
-            self._start_feeder(master, self._detach)
+            self._start_feeder(master, self._end_session)
 
     # input ------------------------------------------------------------------------------
     def _start_feeder(self, fd: int, at_eof: Callable[[], None]) -> None:
@@ -191,10 +192,16 @@ class ExecIO:
             except OSError:
                 pass  # the process had stopped reading: nothing more to tell it
 
-    def _detach(self) -> None:
+    def _end_session(self) -> None:
+        """A TTY's end of input: the client's session ends, not the process's input."""
+        self._detach(by_keys=False)
+
+    def _detach(self, by_keys: bool = True) -> None:
         """The client leaves; the process runs on, its output drained and dropped."""
         self.detached = True
         self.deliver.broken = True
+        if by_keys and self.on_detach is not None:
+            self.on_detach()
         assert self.stdin is not None
         self.stdin.hang_up()
 

@@ -174,7 +174,7 @@ class Execs:
             raise
         self._emit(session, f"exec_start: {config.cmd[0]} {' '.join(config.cmd[1:])}")
         pump = ExecIO(proc, Delivery(sink, config.stdout, config.stderr), stdin if config.stdin else None,
-                      console, session.pty, session.keys)
+                      console, session.pty, session.keys, lambda: self._emit(session, "exec_detach"))
         try:
             pump.run()
         finally:
@@ -187,8 +187,6 @@ class Execs:
                 code = START_FAILED
                 if not pump.deliver.broken:
                     _tell(sink, f"OCI runtime exec failed: {failure}\r\n".encode())
-            if pump.detached:
-                self._emit(session, "exec_detach")
             self._finish(session, code)
         return session
 

@@ -108,10 +108,6 @@ def exec_on_a_pty(argv: list[str], env: dict[str, str], opts: dict[str, list[str
         print("this fake needs --console-socket for a terminal", file=sys.stderr)
         return 1
     master, slave = os.openpty()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.connect(opts["--console-socket"][0])
-        socket.send_fds(sock, [b"/dev/ptmx"], [master])
-    os.close(master)
     pid = os.fork()
     if pid == 0:
         try:
@@ -123,9 +119,13 @@ def exec_on_a_pty(argv: list[str], env: dict[str, str], opts: dict[str, list[str
         finally:
             os._exit(127)
     os.close(slave)
-    if "--pid-file" in opts:
+    if "--pid-file" in opts:  # written before the terminal is handed over, so a client never sees pid 0
         with open(opts["--pid-file"][0], "w") as handle:
             handle.write(str(pid))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(opts["--console-socket"][0])
+        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+    os.close(master)
     signal.signal(signal.SIGTERM, lambda s, f: os.kill(pid, s))
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)

@@ -185,6 +185,16 @@ def test_detach_keys_leave_the_process_running(sdk, ctr) -> None:
     assert info["Running"] is True and info["Pid"] > 0  # the process runs on, as after docker's detach
     os.kill(info["Pid"], signal.SIGKILL)  # the fake runs it on the host
     assert until(lambda: sdk.api.exec_inspect(eid)["ExitCode"] == 137)
+    # With a TTY, the client's half-close ends its session, not the process's input (as dockerd)
+    eid = sdk.api.exec_create(ctr.id, ["cat"], stdin=True, tty=True)
+    sock = sdk.api.exec_start(eid, socket=True, tty=True)._sock
+    sock.shutdown(socket.SHUT_WR)
+    assert read_all(sock) == b""
+    sock.close()
+    info = sdk.api.exec_inspect(eid)
+    assert info["Running"] is True and info["Pid"] > 0
+    os.kill(info["Pid"], signal.SIGKILL)
+    assert until(lambda: sdk.api.exec_inspect(eid)["Running"] is False)
 
 
 def test_detached_start_returns_at_once_and_inspect_shows_the_exit(sdk, ctr) -> None:
@@ -241,6 +251,17 @@ def test_events_and_a_paused_container(tmp_path: Path, engine, client) -> None:
     assert events[2].attributes["exitCode"] == "4"
     assert events[0].attributes["name"] == "ev" and events[0].attributes["image"] == "busybox"
     assert events[0].attributes["team"] == "a"
+    tty = sdk.api.exec_create(ctr.id, ["cat"], stdin=True, tty=True)
+    sock = sdk.api.exec_start(tty, socket=True, tty=True)._sock
+    sock.sendall(detachkeys.DEFAULT)  # Docker's ctrl-p,ctrl-q
+    assert read_all(sock) == b""
+    sock.close()
+    detached = [e for e in engine.events.past(0) if e.action == "exec_detach"]
+    assert [e.attributes["execID"] for e in detached] == [tty["Id"]]
+    pid = sdk.api.exec_inspect(tty)["Pid"]
+    assert pid > 0
+    os.kill(pid, signal.SIGKILL)
+    assert until(lambda: sdk.api.exec_inspect(tty)["Running"] is False)
     engine.containers.get(ctr.id).state.paused = True
     with pytest.raises(docker.errors.APIError, match="is paused, unpause the container before exec") as err:
         ctr.exec_run("true")
@@ -268,6 +289,8 @@ def test_docker_cli_exec_with_stdin_and_with_a_terminal(eng: EngineProcess, ctr)
     assert (out.returncode, out.stdout, out.stderr) == (0, "piped in\n", "")
     out = eng.docker("exec", "-t", "box", "sh", "-c", "echo hi; exit 3")
     assert (out.returncode, out.stdout) == (3, "hi\r\n")
+    out = eng.docker("exec", "-d", "box", "sh", "-c", "exit 0")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
     master, slave = os.openpty()  # docker exec -it wants its stdin to be a terminal
     termios.tcsetwinsize(slave, (33, 120))
     proc = subprocess.Popen([DOCKER, "exec", "-it", "box", "sh", "-c", "stty size; read x; echo got:$x; exit 5"],
