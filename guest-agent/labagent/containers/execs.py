@@ -100,7 +100,11 @@ class Execs:
         self._lock = threading.Lock()
 
     # create, find -------------------------------------------------------------------------
-    def create(self, ref: str, config: ExecConfig) -> ExecSession:
+    def create(self, ref: str, config: ExecConfig | list[str], env: list[str] | None = None,
+               workdir: str = "", user: str = "") -> ExecSession:
+        """A session in a running container (a bare command, env, workdir and user will do)."""
+        if not isinstance(config, ExecConfig):
+            config = ExecConfig(list(config), list(env or []), workdir, user)
         container = self.store.get(ref)
         _check_runnable(container.id, container.running, container.state.paused)
         validate(config)
@@ -189,6 +193,10 @@ class Execs:
                     _tell(sink, f"OCI runtime exec failed: {failure}\r\n".encode())
             self._finish(session, code)
         return session
+
+    def start(self, exec_id: str, sink: Sink) -> ExecSession:
+        """Claim and run a session without input (for callers inside the engine)."""
+        return self.run(self.claim(exec_id), sink)
 
     def resize(self, exec_id: str, height: int, width: int) -> None:
         """The TTY's window size, now or as soon as the pty is there; nothing to size without one."""

@@ -171,7 +171,7 @@ class Runtime:
         if (self.state_dir / cid).exists():
             subprocess.run([*self._base(), "delete", "--force", cid], capture_output=True)
 
-    def exec(self, cid: str, files: ExecFiles, stdin: bool = False,
+    def exec(self, cid: str, files: ExecFiles | Path, stdin: bool = False,
              console: Path | None = None) -> subprocess.Popen[bytes]:
         """`crun exec --process`; the caller pumps stdout and stderr (and feeds stdin if asked).
 
@@ -180,10 +180,13 @@ class Runtime:
         With a console (the process file says terminal: true) crun sends the pty master
         there and its own stdout and stderr carry only its errors. crun writes the
         process's pid to files.pid and its errors (a command it could not start) to
-        files.log.
+        files.log; given only a process file, crun's errors go to its stderr.
         """
-        argv = [*self._base(), "--log", str(files.log), "exec", "--process", str(files.process),
-                "--pid-file", str(files.pid)]
+        if isinstance(files, ExecFiles):
+            argv = [*self._base(), "--log", str(files.log), "exec", "--process", str(files.process),
+                    "--pid-file", str(files.pid)]
+        else:
+            argv = [*self._base(), "exec", "--process", str(files)]
         if console is not None:
             argv += ["--tty", "--console-socket", str(console)]
         try:

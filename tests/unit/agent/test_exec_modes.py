@@ -313,3 +313,15 @@ def test_docker_cli_exec_with_stdin_and_with_a_terminal(eng: EngineProcess, ctr)
         if proc.poll() is None:
             proc.kill()
     assert b"got:yo" in output
+
+
+def test_the_engine_runs_an_exec_of_its_own(engine, client) -> None:
+    """As a healthcheck would: a bare command in, output and exit code out, no connection."""
+    body = {"Image": "busybox", "Cmd": ["sleep", "30"]}
+    cid = client.json("POST", "/containers/create", {"name": "inner"}, body)["Id"]
+    client.request("POST", f"/containers/{cid}/start").read()
+    got: list[tuple[int, bytes]] = []
+    session = engine.execs.start(engine.execs.create(cid, ["sh", "-c", "echo $A; exit 2"], ["A=x"]).id,
+                                 lambda stream, data: got.append((stream, data)))
+    assert (session.exit_code, got) == (2, [(1, b"x\n")])
+    assert not list(engine.containers.bundle(cid).glob("exec-*"))  # its files go with it
