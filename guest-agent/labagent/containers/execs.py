@@ -201,6 +201,8 @@ class Execs:
     def resize(self, exec_id: str, height: int, width: int) -> None:
         """The TTY's window size, now or as soon as the pty is there; nothing to size without one."""
         session = self.get(exec_id)
+        container = self.store.get(session.container_id)
+        _check_runnable(container.id, container.running, container.state.paused)
         if session.config.tty and session.exit_code is None:
             session.pty.resize(height, width)
 

@@ -232,7 +232,8 @@ def test_refusals_have_dockers_statuses(sdk, ctr) -> None:
     late = sdk.api.exec_create(ctr.id, ["true"])
     ctr.kill()
     ctr.wait()
-    for call in (lambda: sdk.api.exec_start(late), lambda: sdk.api.exec_create(ctr.id, ["true"])):
+    for call in (lambda: sdk.api.exec_start(late), lambda: sdk.api.exec_create(ctr.id, ["true"]),
+                 lambda: sdk.api.exec_resize(late, height=1, width=1)):
         with pytest.raises(docker.errors.APIError, match="is not running") as err:
             call()
         assert err.value.status_code == 409
