@@ -18,7 +18,7 @@ from ..containers.logs import frame
 from ..errors import BadParameter, EngineError
 from ..interface import EngineInterface
 from ..runtime.console import MAX_SIZE
-from .hijack import HijackedInput
+from .hijack import HijackedInput, wait_for_head_read
 from .http import Request, Response, json_response
 from .router import Route
 from .streams import RAW, stream_type
@@ -98,12 +98,17 @@ def exec_start(engine: EngineInterface, req: Request, eid: str) -> Response | No
     session = execs.claim(eid)
     if size:
         execs.resize(session.id, *size)
-    if detach:
+    if detach:  # Docker answers a detached start once the process is on its way: errors are HTTP ones
+        execs.prepare(session)
         threading.Thread(target=_run_detached, args=(engine, session), name="exec-detached", daemon=True).start()
         return Response(200, b"")
     writer = req.hijack(RAW if tty else stream_type(req))
+    first = [True]
 
     def sink(stream: int, data: bytes) -> None:
+        if first[0]:
+            first[0] = False
+            wait_for_head_read(req.handler.connection)
         writer.write(data if tty else frame(stream, data))
 
     try:

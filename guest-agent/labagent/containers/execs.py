@@ -56,6 +56,7 @@ class ExecSession:
     started: bool = False
     exit_code: int | None = None
     pid: int = 0
+    prepared: bool = False  # its process file is written
     pty: Pty = field(default_factory=Pty)
 
     @property
@@ -137,7 +138,7 @@ class Execs:
 
     # start --------------------------------------------------------------------------------
     def claim(self, exec_id: str) -> ExecSession:
-        """Check that the session may start and write its process file; errors are the client's.
+        """Check that the session may start, and mark it started; refusals are the client's.
 
         The API calls this before it hijacks the connection, so that a refusal is still an
         HTTP answer. A session is claimed once: a second start is a conflict, as in Docker.
@@ -151,20 +152,31 @@ class Execs:
             container = self.store.get(session.container_id)
             _check_runnable(container.id, container.running, container.state.paused)
             session.started = session.running = True
+        return session
+
+    def prepare(self, session: ExecSession) -> None:
+        """Write a claimed session's process file (its user resolved); a failure ends it with 126."""
+        if session.prepared:
+            return
         try:
             write_json(session.files.process, self._process(session), durable=False)
         except Exception:
             self._finish(session, START_FAILED)
             raise
-        return session
+        session.prepared = True
 
     def run(self, session: ExecSession, sink: Sink, stdin: Input | None = None) -> ExecSession:
         """Run a claimed session to its end, output to sink (which may fail: client gone).
 
-        stdin, when the session attached it, is the client's input. A command crun could not
-        start (not found, not executable) ends with 126 and crun's words on the stream, as
-        in Docker.
+        stdin, when the session attached it, is the client's input. A session that cannot
+        start (a user its container does not know, a command crun cannot find) ends with 126
+        and the reason on the stream, as in Docker.
         """
+        try:
+            self.prepare(session)
+        except EngineError as exc:
+            _tell(sink, f"{exc.message}\r\n".encode())
+            return session
         config = session.config
         console: ConsoleSocket | None = None
         try:
