@@ -229,7 +229,8 @@ class Execs:
 
         As with Docker, an exec runs as the container's user unless it names one, which is
         resolved in the container's /etc/passwd; its environment is the container's plus its
-        own, with TERM=xterm under a TTY unless the container sets TERM.
+        own, with TERM=xterm under a TTY unless the container sets TERM. A size known by now
+        (ConsoleSize at create or start, a resize before the start) is the pty's first.
         """
         config = session.config
         bundle: Path = self.store.bundle(session.container_id)
@@ -238,7 +239,9 @@ class Execs:
         if config.tty and not any(item.partition("=")[0] == "TERM" for item in env):
             env.append("TERM=xterm")
         process.update(terminal=config.tty, args=config.cmd, oomScoreAdj=0, env=merge_env(env, config.env))
-        process.pop("consoleSize", None)  # sized through the pty once crun hands it over
+        process.pop("consoleSize", None)
+        if config.tty and session.pty.size:  # crun sizes the pty before the process starts
+            process["consoleSize"] = {"height": session.pty.size[0], "width": session.pty.size[1]}
         if config.workdir:
             process["cwd"] = config.workdir
         if config.user:

@@ -90,7 +90,7 @@ def main(args: list[str]) -> int:
                 sys.stderr.write(message)
             return 1
         if process.get("terminal") or "--tty" in opts:
-            return exec_on_a_pty(argv, env, opts)
+            return exec_on_a_pty(argv, env, opts, process)
         if "--pid-file" in opts:
             with open(opts["--pid-file"][0], "w") as handle:
                 handle.write(str(os.getpid()))  # execvpe keeps the pid
@@ -102,12 +102,15 @@ def main(args: list[str]) -> int:
     return 2
 
 
-def exec_on_a_pty(argv: list[str], env: dict[str, str], opts: dict[str, list[str]]) -> int:
+def exec_on_a_pty(argv: list[str], env: dict[str, str], opts: dict[str, list[str]], process: dict) -> int:
     """crun's --console-socket handshake: the master goes to the socket, the process runs on the slave."""
     if "--console-socket" not in opts:
         print("this fake needs --console-socket for a terminal", file=sys.stderr)
         return 1
     master, slave = os.openpty()
+    size = process.get("consoleSize")
+    if size:  # as crun: the pty has its size before the process starts
+        termios.tcsetwinsize(slave, (size["height"], size["width"]))
     pid = os.fork()
     if pid == 0:
         try:

@@ -18,6 +18,7 @@ import termios
 from pathlib import Path
 
 import pytest
+from labagent.client import Client
 from labagent.containers import detachkeys
 from labagent.errors import BadParameter
 
@@ -148,7 +149,7 @@ def test_tty_output_is_raw_and_the_process_has_a_terminal(eng: EngineProcess, sd
     sock.close()
 
 
-def test_tty_input_and_resize(sdk, ctr) -> None:
+def test_tty_input_and_resize(eng: EngineProcess, sdk, ctr) -> None:
     eid = sdk.api.exec_create(ctr.id, ["sh", "-c", "read line; stty size; echo got:$line"], stdin=True, tty=True)
     sock = sdk.api.exec_start(eid, socket=True, tty=True)._sock
     sdk.api.exec_resize(eid, height=30, width=100)
@@ -159,6 +160,11 @@ def test_tty_input_and_resize(sdk, ctr) -> None:
     assert sdk.api.exec_inspect(eid)["ExitCode"] == 0
     with pytest.raises(docker.errors.NotFound, match="No such exec instance"):
         sdk.api.exec_resize("nosuch", height=1, width=1)
+    # ConsoleSize at create (the CLI sends it at start too) is the pty's size before the process runs
+    body = {"Cmd": ["stty", "size"], "Tty": True, "AttachStdout": True, "ConsoleSize": [40, 90]}
+    sized = Client(str(eng.socket)).json("POST", f"/containers/{ctr.id}/exec", body=body)["Id"]
+    assert sdk.api.exec_start(sized, tty=True) == b"40 90\r\n"
+    assert process_file(eng, ctr.id)["consoleSize"] == {"height": 40, "width": 90}
     with pytest.raises(docker.errors.APIError, match="h: 'tall' is not a number") as err:
         sdk.api.exec_resize(eid, height="tall", width=1)
     assert err.value.status_code == 400
