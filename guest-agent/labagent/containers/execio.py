@@ -174,13 +174,15 @@ class ExecIO:
     def _write_all(self, fd: int, data: bytes) -> bool:
         """False once the process's stdin is gone (it exited) or the session is over."""
         view = memoryview(data)
+        poller = select.poll()  # not select(): the engine's fds may pass FD_SETSIZE
+        poller.register(fd, select.POLLOUT)
         while view:
             if self._stopping.is_set():
                 return False
             try:
                 view = view[os.write(fd, view):]
             except BlockingIOError:
-                select.select([], [fd], [], WRITE_POLL)
+                poller.poll(WRITE_POLL * 1000)
             except OSError:
                 return False
         return True
