@@ -18,7 +18,7 @@ import termios
 from pathlib import Path
 
 import pytest
-from labagent.client import Client
+from labagent.client import ApiError, Client
 from labagent.containers import detachkeys
 from labagent.errors import BadParameter
 
@@ -332,3 +332,24 @@ def test_the_engine_runs_an_exec_of_its_own(engine, client) -> None:
                                  lambda stream, data: got.append((stream, data)))
     assert (session.exit_code, got) == (2, [(1, b"x\n")])
     assert not list(engine.containers.bundle(cid).glob("exec-*"))  # its files go with it
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"Cmd": ["true"] * 5000}, "at most 4096 entries"),
+    ({"Cmd": ["true"], "Env": ["A=\x00"]}, "NUL byte"),
+    ({"Cmd": ["true\x00rm"]}, "NUL byte"),
+    ({"Cmd": ["true"], "Env": [1]}, "Env must be a list of strings"),
+    ({"Cmd": ["true"], "Env": "A=1"}, "Cmd and Env must be lists"),
+    ({"Cmd": {"a": 1}}, "Cmd and Env must be lists"),
+    ({"Cmd": []}, "No exec command specified"),
+    ({"Cmd": ["true"], "Tty": True, "ConsoleSize": [70000, 1]}, "ConsoleSize: 70000 is out of range"),
+    ({"Cmd": ["true"], "ConsoleSize": "24x80"}, "ConsoleSize must be"),
+    ({"Cmd": ["true"], "AttachStdin": "yes"}, "AttachStdin must be true or false"),
+    ({"Cmd": ["true"], "User": 0}, "User must be a string"),
+    ({"Cmd": ["true"], "DetachKeys": ",".join(["a"] * 40)}, "at most 32 detach keys"),
+    ([], "must be a JSON object"),
+])
+def test_hostile_exec_bodies_are_refused(eng: EngineProcess, ctr, body, message) -> None:
+    with pytest.raises(ApiError) as err:
+        Client(str(eng.socket)).json("POST", f"/containers/{ctr.id}/exec", body=body)
+    assert err.value.status == 400 and message in err.value.message
