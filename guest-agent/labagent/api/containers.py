@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 
 from ..containers.model import check_name
+from ..containers.usage import tree_size
 from ..errors import BadParameter, EngineError
+from ..fsutil import parse_rfc3339
 from ..interface import EngineInterface
 from ..runtime.crun import parse_signal
 from . import views
 from .createbody import spec_from_body
+from .filters import Filters, parse_filters
 from .http import Request, Response, json_response
 from .router import Route
 from .streams import batches, entry_bytes, stream_type
+from .timestamps import parse_time
 
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
@@ -49,15 +53,19 @@ def start(engine: EngineInterface, req: Request, ref: str) -> Response:
     return Response(204)
 
 
+def _stop_timeout(req: Request) -> float | None:
+    """`t`, else None: the container's StopTimeout (or 10 s) applies."""
+    t = req.int_arg("t")
+    return None if t is None else float(t)
+
+
 def stop(engine: EngineInterface, req: Request, ref: str) -> Response:
-    engine.lifecycle.stop(ref, float(req.int_arg("t", 10) or 0))
+    engine.lifecycle.stop(ref, _stop_timeout(req))
     return Response(204)
 
 
 def restart(engine: EngineInterface, req: Request, ref: str) -> Response:
-    if engine.containers.get(ref).running:
-        engine.lifecycle.stop(ref, float(req.int_arg("t", 10) or 0))
-    engine.lifecycle.start(ref)
+    engine.lifecycle.restart(ref, _stop_timeout(req))
     return Response(204)
 
 
@@ -123,7 +131,33 @@ def attach(engine: EngineInterface, req: Request, ref: str) -> None:
             writer.write(entry_bytes(entry, stdout, stderr, False))
 
 
+def prune(engine: EngineInterface, req: Request) -> Response:
+    """Remove stopped containers (until, label, label! filters); what it freed, as dockerd says."""
+    filters = parse_filters(req.arg("filters"), ("until", "label", "label!"))
+    until_text = filters.one("until")
+    until = parse_time(until_text, "until") if until_text else None
+    deleted, reclaimed = [], 0
+    for c in engine.containers.all():
+        if c.running or c.state.status == "restarting" or c.id in engine.lifecycle.starting_ids():
+            continue
+        if until is not None and parse_rfc3339(c.created) >= until:
+            continue
+        if not filters.labels_match(c.spec.labels) or any(
+                Filters({"label": [one]}).labels_match(c.spec.labels) for one in filters.get("label!")):
+            continue
+        size = tree_size(engine.containers.bundle(c.id) / "upper")
+        try:
+            engine.remove_container(c.id)
+        except EngineError:  # started or removed meanwhile
+            continue
+        deleted.append(c.id)
+        reclaimed += size
+    engine.events.emit("container", "prune", "", reclaimed=str(reclaimed))
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
 ROUTES: list[Route] = [
+    ("POST", "/containers/prune", prune),
     ("GET", "/containers/json", list_containers),
     ("POST", "/containers/create", create),
     ("GET", "/containers/{ref}/json", inspect),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
+from ..containers import health
 from ..containers.model import Container
 from ..fsutil import parse_rfc3339
 from ..images.store import Image
@@ -39,7 +40,12 @@ def human_duration(seconds: float) -> str:
 def status_text(c: Container) -> str:
     now = time.time()
     if c.running:
-        return f"Up {human_duration(now - parse_rfc3339(c.state.started_at))}"
+        up = f"Up {human_duration(now - parse_rfc3339(c.state.started_at))}"
+        shown = {"starting": "health: starting"}.get(c.state.health, c.state.health)
+        return f"{up} ({shown})" if shown else up
+    if c.state.status == "restarting":
+        ago = human_duration(now - parse_rfc3339(c.state.finished_at))
+        return f"Restarting ({c.state.exit_code}) {ago} ago"
     if c.state.status == "exited":
         ago = human_duration(now - parse_rfc3339(c.state.finished_at))
         return f"Exited ({c.state.exit_code}) {ago} ago"
@@ -84,6 +90,14 @@ def container_summary(c: Container) -> dict[str, Any]:
     }
 
 
+def health_state(c: Container) -> dict[str, Any] | None:
+    """State.Health, present once the container has a healthcheck and has run with it."""
+    s = c.state
+    if not s.health:
+        return None
+    return {"Status": s.health, "FailingStreak": s.failing_streak, "Log": list(s.health_log)}
+
+
 def container_inspect(c: Container, bundle: str, lowers: list[str],
                       image_config: dict[str, Any]) -> dict[str, Any]:
     """GET /containers/{id}/json."""
@@ -92,17 +106,19 @@ def container_inspect(c: Container, bundle: str, lowers: list[str],
     argv = spec.argv or [*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])]
     return {
         "Id": c.id, "Created": c.created, "Path": argv[0] if argv else "", "Args": argv[1:],
-        "State": {"Status": s.status, "Running": c.running, "Paused": False, "Restarting": False,
-                  "OOMKilled": s.oom_killed, "Dead": s.status == "dead", "Pid": s.pid,
-                  "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at,
-                  "FinishedAt": s.finished_at},
+        "State": {"Status": s.status, "Running": c.running or s.status == "restarting", "Paused": False,
+                  "Restarting": s.status == "restarting", "OOMKilled": s.oom_killed,
+                  "Dead": s.status == "dead", "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error,
+                  "StartedAt": s.started_at, "FinishedAt": s.finished_at,
+                  **({"Health": health_state(c)} if s.health else {})},
         "Image": spec.image_id, "ResolvConfPath": f"{bundle}/resolv.conf",
         "HostnamePath": f"{bundle}/hostname", "HostsPath": f"{bundle}/hosts",
-        "LogPath": f"{bundle}/container-json.log", "Name": f"/{c.name}", "RestartCount": 0,
+        "LogPath": f"{bundle}/container-json.log", "Name": f"/{c.name}", "RestartCount": s.restart_count,
         "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
         "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": {
             "NetworkMode": spec.network_mode, "AutoRemove": spec.auto_remove, "PidMode": spec.pid_mode,
+            "RestartPolicy": {"Name": spec.restart.name, "MaximumRetryCount": spec.restart.max_retries},
             "PortBindings": {p.key: [{"HostIp": p.host_ip, "HostPort": str(p.host_port)}]
                              for p in spec.ports},
             "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,
@@ -124,6 +140,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str],
             "Image": spec.image, "Volumes": None, "WorkingDir": spec.workdir,
             "Entrypoint": spec.entrypoint or cfg.get("Entrypoint"), "Labels": spec.labels,
             "ExposedPorts": {key: {} for key in {*spec.exposed, *(p.key for p in spec.ports)}},
+            **_stop_and_health(c, image_config),
         },
         "NetworkSettings": {
             "Bridge": "labbr0", "SandboxID": c.id if c.network.ip else "", "SandboxKey": "",
@@ -132,6 +149,19 @@ def container_inspect(c: Container, bundle: str, lowers: list[str],
             "Networks": {"bridge": _endpoint(c)} if spec.network_mode == "bridge" else {},
         },
     }
+
+
+def _stop_and_health(c: Container, image_config: dict[str, Any]) -> dict[str, Any]:
+    """Config's StopSignal, StopTimeout (only when given, as dockerd shows them) and Healthcheck."""
+    shown: dict[str, Any] = {}
+    if c.spec.stop_signal:
+        shown["StopSignal"] = c.spec.stop_signal
+    if c.spec.stop_timeout is not None:
+        shown["StopTimeout"] = c.spec.stop_timeout
+    check = health.to_api(health.effective(c.spec.healthcheck, health.from_image(image_config)))
+    if check is not None:
+        shown["Healthcheck"] = check
+    return shown
 
 
 def image_summary(image: Image, containers: int) -> dict[str, Any]:

@@ -120,6 +120,11 @@ class Execs:
             process["user"] = users.resolve(bundle / "rootfs", session.user)
         return process
 
+    def forget(self, exec_id: str) -> None:
+        """Drop one finished session (the engine's own probes, which no client asks about)."""
+        with self._lock:
+            self._sessions.pop(exec_id, None)
+
     def forget_container(self, cid: str) -> None:
         with self._lock:
             for key in [k for k, s in self._sessions.items() if s.container_id == cid]:
