@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import builds, containers, execs, images, system
+from . import builds, containers, events, execs, images, system
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
@@ -18,6 +18,7 @@ TABLES: tuple[Sequence[Route], ...] = (
     execs.ROUTES,
     images.ROUTES,
     builds.ROUTES,
+    events.ROUTES,
 )
 
 

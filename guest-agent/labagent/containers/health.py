@@ -56,8 +56,6 @@ def parse_healthcheck(value: Any) -> Healthcheck | None:
         if value[name] not in (None, 0):
             raise BadParameter(f"Healthcheck.{name} is not supported by this engine (API v1.43)")
     test = value.get("Test") or []
-    if isinstance(test, str):
-        test = ["CMD-SHELL", test]
     if not isinstance(test, list) or not all(isinstance(t, str) for t in test):
         raise BadParameter("Healthcheck.Test must be a list of strings")
     if test and (test[0] not in KINDS or (test[0] != "NONE" and len(test) < 2)
