@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import builds, containers, events, execs, images, system
+from . import builds, containers, events, execs, images, system, systemdf
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
@@ -19,6 +19,7 @@ TABLES: tuple[Sequence[Route], ...] = (
     images.ROUTES,
     builds.ROUTES,
     events.ROUTES,
+    systemdf.ROUTES,
 )
 
 

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from labagent.api.events import matches
@@ -145,7 +146,7 @@ def test_bad_filters_and_times_are_400s(sdk) -> None:
 # prune ------------------------------------------------------------------------------------
 def test_prune_removes_stopped_containers_matching_its_filters(sdk) -> None:
     running = sdk.containers.run("busybox", ["sleep", "30"], detach=True, labels={"p": "1"})
-    done = sdk.containers.run("busybox", ["sh", "-c", "echo x > /tmp/f"], detach=True, labels={"p": "1"})
+    done = sdk.containers.run("busybox", ["true"], detach=True, labels={"p": "1"})
     other = sdk.containers.run("busybox", ["true"], detach=True, labels={"p": "2"})
     kept = sdk.containers.create("busybox", ["true"], labels={"p": "1", "keep": "yes"})
     for c in (done, other):
@@ -160,3 +161,21 @@ def test_prune_removes_stopped_containers_matching_its_filters(sdk) -> None:
     with pytest.raises(docker.errors.APIError) as err:
         sdk.containers.prune(filters={"status": "exited"})
     assert err.value.status_code == 400
+
+
+# system df --------------------------------------------------------------------------------
+def test_system_df_measures_layers_images_and_writable_layers(sdk) -> None:
+    ctr = sdk.containers.run("busybox", ["true"], detach=True)
+    ctr.wait(timeout=10)
+    upper = Path(sdk.api.inspect_container(ctr.id)["GraphDriver"]["Data"]["UpperDir"])
+    (upper / "big").write_bytes(b"\0" * 20000)  # as if the container wrote it (fakecrun has no rootfs)
+    df = sdk.df()
+    assert set(df) == {"LayersSize", "Images", "Containers", "Volumes", "BuildCache"}
+    assert df["Volumes"] == [] and df["BuildCache"] == [] and df["LayersSize"] > 0
+    busybox = next(i for i in df["Images"] if "busybox:latest" in i["RepoTags"])
+    assert busybox["Containers"] == 1 and busybox["SharedSize"] == 0
+    mine = next(c for c in df["Containers"] if c["Id"] == ctr.id)
+    assert mine["SizeRw"] >= 20000 and mine["SizeRootFs"] >= mine["SizeRw"] + df["LayersSize"]
+    only = sdk.api._result(sdk.api._get(sdk.api._url("/system/df"), params={"type": "image"}), True)
+    assert "Containers" not in only and only["Images"]
+    assert sdk.api._get(sdk.api._url("/system/df"), params={"type": "cats"}).status_code == 400
