@@ -32,6 +32,8 @@ def disk_usage(engine: EngineInterface, req: Request) -> Response:
         listed = []
         for image in images:
             entry = views.image_summary(image, in_use[image.id])
+            # measured as LayersSize is, so that the CLI's reclaimable share adds up
+            entry["Size"] = entry["VirtualSize"] = sum(layer_size[d] for d in set(image.diff_ids))
             entry["SharedSize"] = sum(layer_size[d] for d in set(image.diff_ids) if users[d] > 1)
             listed.append(entry)
         result["Images"] = listed

@@ -209,6 +209,8 @@ class Lifecycle:
                     with self.store.lock:
                         self._starting.discard(container.id)
                 self._await_pid(container, watch)
+        self._emit(container, "start")
+        self.resume_health(container)  # once it runs: a probe needs the container's process
 
     def _start_failed(self, container: Container, exc: BaseException) -> None:
         """Record why a start failed, and remove an AutoRemove container, as dockerd does:
@@ -264,13 +266,10 @@ class Lifecycle:
             # record as stopped whichever version of it survived
             self.store.save(container, durable=False)
         self.supervise(container)
-        self._emit(container, "start")
-        if self.health is not None:
-            self.health.watch(container, check)
 
     def resume_health(self, container: Container) -> None:
-        """Probe a re-adopted running container again (its Health so far is kept)."""
-        if self.health is None:
+        """Probe a started or re-adopted running container (its Health so far is kept)."""
+        if self.health is None or not container.running:
             return
         try:
             image_config = self.images.resolve(container.spec.image_id).config

@@ -174,6 +174,7 @@ def test_system_df_measures_layers_images_and_writable_layers(sdk) -> None:
     assert df["Volumes"] == [] and df["BuildCache"] == [] and df["LayersSize"] > 0
     busybox = next(i for i in df["Images"] if "busybox:latest" in i["RepoTags"])
     assert busybox["Containers"] == 1 and busybox["SharedSize"] == 0
+    assert busybox["Size"] == df["LayersSize"]  # the one image holds every layer
     mine = next(c for c in df["Containers"] if c["Id"] == ctr.id)
     assert mine["SizeRw"] >= 20000 and mine["SizeRootFs"] >= mine["SizeRw"] + df["LayersSize"]
     only = sdk.api._result(sdk.api._get(sdk.api._url("/system/df"), params={"type": "image"}), True)

@@ -114,7 +114,7 @@ def test_a_probe_that_outlives_its_timeout_is_killed(engine: Engine) -> None:
     c = checked(engine, "slow", ["CMD", "sleep", "20"], timeout=200 * MS, retries=1)
     assert settle(engine, lambda: c.state.health == "unhealthy")
     entry = c.state.health_log[0]
-    assert entry["ExitCode"] == -1 and "exceeded timeout" in entry["Output"]
+    assert entry["ExitCode"] == -1 and "exceeded timeout" in entry["Output"], c.state.health_log
     engine.lifecycle.remove("slow", force=True)
 
 
