@@ -1,8 +1,9 @@
 """GET /events: the engine's event bus as newline-delimited JSON (docker-compose waits on it).
 
-`since` replays the kept history from then; `until` ends the stream at that time (at once
-after the replay when it is already past); without `until` the stream runs until the client
-goes. Filters are Docker's: type, event, container, image, label, network, volume, daemon.
+`since` replays the kept history from then (`until` alone replays all of it up to then);
+`until` ends the stream at that time (at once after the replay when it is already past);
+without `until` the stream runs until the client goes. Filters are Docker's: type, event,
+container, image, label, network, volume, daemon.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def events(engine: EngineInterface, req: Request) -> None:
     until = parse_time(req.arg("until"), "until", now) if req.arg("until") else None
     until_nano = int(until * 1e9) if until is not None else None
     with engine.events.subscribe() as live:  # before the replay, so that nothing falls between
-        past = engine.events.past(int(since * 1e9), until_nano) if since is not None else []
+        # either bound asks for the kept history (until alone: all of it up to then), as dockerd's
+        replay = since is not None or until is not None
+        past = engine.events.past(int((since or 0) * 1e9), until_nano) if replay else []
         replayed = {id(e) for e in past}
         writer = req.stream("application/json")
         for old in past:

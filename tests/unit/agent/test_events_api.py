@@ -115,10 +115,13 @@ def test_since_and_a_past_until_replay_and_end(sdk) -> None:
     labelled = list(sdk.events(since=t0, until=t1, decode=True, filters={"label": "k=v", "event": "die"}))
     assert [e["Actor"]["ID"] for e in labelled] == [ctr.id]
     assert list(sdk.events(since=t0, until=t1, decode=True, filters={"type": "network"})) == []
+    upto = list(sdk.events(until=t1, decode=True, filters={"container": ctr.id[:12]}))
+    assert [e["Action"] for e in upto] == ["create", "start", "die", "destroy"]
 
 
 def test_live_stream_until_a_future_time(sdk) -> None:
-    stream = sdk.events(until=time.time() + 3, decode=True, filters={"event": ["start"]})
+    now = time.time()  # since now: `until` alone would replay the history before it too
+    stream = sdk.events(since=now, until=now + 3, decode=True, filters={"event": ["start"]})
     ctr = sdk.containers.run("busybox", ["true"], detach=True, name="live")
     got = [e for e in stream]  # ends by itself once `until` is reached
     assert [(e["Action"], e["Actor"]["Attributes"]["name"]) for e in got] == [("start", "live")]
