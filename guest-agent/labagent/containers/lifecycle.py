@@ -209,7 +209,6 @@ class Lifecycle:
                     with self.store.lock:
                         self._starting.discard(container.id)
                 self._await_pid(container, watch)
-        self._emit(container, "start")
         self.resume_health(container)  # once it runs: a probe needs the container's process
 
     def _start_failed(self, container: Container, exc: BaseException) -> None:
@@ -265,6 +264,7 @@ class Lifecycle:
             # not fsynced: a node crash ends the shim too, and adopt() then reads the
             # record as stopped whichever version of it survived
             self.store.save(container, durable=False)
+        self._emit(container, "start")  # before the supervisor can see it die
         self.supervise(container)
 
     def resume_health(self, container: Container) -> None:
