@@ -26,6 +26,7 @@ def read(spec: CreateSpec, body: dict[str, Any], host: dict[str, Any]) -> None:
             raise BadParameter(f"StopSignal: invalid signal: {stop_signal[:32]}") from None
     spec.stop_signal = stop_signal
     timeout = body.get("StopTimeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < -1):
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
+                                or not -1 <= timeout < 1 << 63):
         raise BadParameter("StopTimeout must be an integer of seconds (-1 waits for ever)")
     spec.stop_timeout = timeout

@@ -31,6 +31,7 @@ DEFAULT_RETRIES = 3
 MIN_DURATION = 1_000_000  # dockerd refuses durations under 1 ms
 MAX_OUTPUT = 4096  # bytes of a probe's output kept, as dockerd keeps
 MAX_LOG = 5
+INT64_MAX = (1 << 63) - 1  # Go's int64: dockerd refuses larger numbers when it decodes the body
 KINDS = ("CMD", "CMD-SHELL", "NONE")
 
 
@@ -65,14 +66,14 @@ def parse_healthcheck(value: Any) -> Healthcheck | None:
     durations = {}
     for name in ("Interval", "Timeout", "StartPeriod"):
         nanos = value.get(name) or 0
-        if isinstance(nanos, bool) or not isinstance(nanos, int):
-            raise BadParameter(f"Healthcheck.{name} must be an integer (nanoseconds)")
+        if isinstance(nanos, bool) or not isinstance(nanos, int) or nanos > INT64_MAX:
+            raise BadParameter(f"Healthcheck.{name} must be an integer of nanoseconds (int64)")
         if nanos != 0 and nanos < MIN_DURATION:
             raise BadParameter(f"{name} in Healthcheck cannot be less than 1ms")
         durations[name] = nanos
     retries = value.get("Retries") or 0
-    if isinstance(retries, bool) or not isinstance(retries, int):
-        raise BadParameter("Healthcheck.Retries must be an integer")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries > INT64_MAX:
+        raise BadParameter("Healthcheck.Retries must be an integer (int64)")
     if retries < 0:
         raise BadParameter("Retries in Healthcheck cannot be negative")
     return Healthcheck(list(test), durations["Interval"], durations["Timeout"],
@@ -106,8 +107,11 @@ def to_check(hc: Healthcheck | None) -> Check | None:
     if hc is None or not hc.test or hc.test[0] == "NONE":
         return None
     argv = ["/bin/sh", "-c", hc.test[1]] if hc.test[0] == "CMD-SHELL" else hc.test[1:]
-    return Check(argv, (hc.interval or DEFAULT_INTERVAL) / SECOND, (hc.timeout or DEFAULT_TIMEOUT) / SECOND,
-                 hc.start_period / SECOND, hc.retries or DEFAULT_RETRIES)
+    def seconds(nanos: int) -> float:
+        return min(nanos / SECOND, threading.TIMEOUT_MAX)  # an Event.wait() longer than that fails
+
+    return Check(argv, seconds(hc.interval or DEFAULT_INTERVAL), seconds(hc.timeout or DEFAULT_TIMEOUT),
+                 seconds(hc.start_period), hc.retries or DEFAULT_RETRIES)
 
 
 def to_api(hc: Healthcheck | None) -> dict[str, Any] | None:

@@ -449,7 +449,7 @@ class Lifecycle:
         self._emit(container, "kill", signal=str(sig))
         with contextlib.suppress(Conflict):
             self._signal(container, sig)
-        if not self._wait_exit(container, run, None if timeout < 0 else timeout):
+        if not self._wait_exit(container, run, None if timeout < 0 else min(timeout, threading.TIMEOUT_MAX)):
             self._emit(container, "kill", signal=str(int(signal.SIGKILL)))
             with contextlib.suppress(Conflict):
                 self._signal(container, signal.SIGKILL)

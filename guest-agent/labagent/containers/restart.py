@@ -32,7 +32,7 @@ def parse_policy(value: object) -> RestartPolicy:
     if not isinstance(name, str) or name not in POLICIES:
         raise BadParameter(f"HostConfig.RestartPolicy: invalid restart policy: unknown policy "
                            f"'{str(name)[:40]}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
-    if isinstance(retries, bool) or not isinstance(retries, int):
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries >= 1 << 63:
         raise BadParameter("HostConfig.RestartPolicy: MaximumRetryCount must be an integer")
     if retries < 0:
         raise BadParameter("HostConfig.RestartPolicy: maximum retry count cannot be negative")

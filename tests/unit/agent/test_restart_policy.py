@@ -247,3 +247,26 @@ def test_docker_py_always_container_comes_back_after_a_reboot(eng: EngineProcess
         sdk.close()
     finally:
         again.stop()
+
+
+# hostile numbers -------------------------------------------------------------------------
+@pytest.mark.parametrize("body, words", [
+    ({"HostConfig": {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 10**30}}}, "MaximumRetryCount"),
+    ({"StopTimeout": 10**30}, "StopTimeout"), ({"StopTimeout": -5}, "StopTimeout"),
+    ({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 10**30}}, "Healthcheck.Interval"),
+    ({"Healthcheck": {"Test": ["CMD", "true"], "Retries": 10**30}}, "Healthcheck.Retries"),
+])
+def test_numbers_beyond_int64_are_400s(body: dict[str, object], words: str) -> None:
+    with pytest.raises(BadParameter, match=words):
+        spec_from_body({"Image": "busybox", **body})
+
+
+def test_a_huge_stop_timeout_still_stops(engine: Engine) -> None:
+    from labagent.containers import health
+    from labagent.containers.model import Healthcheck
+
+    assert health.to_check(Healthcheck(["CMD", "true"], (1 << 63) - 1)).interval <= 9_223_372_036.0
+    c = engine.lifecycle.create("huge", CreateSpec("busybox", "", cmd=["sleep", "30"]))
+    engine.lifecycle.start("huge")
+    engine.lifecycle.stop("huge", float(10**30))  # `t` as large as a client likes: SIGTERM ends it
+    assert c.state.status == "exited" and c.state.exit_code == 143
