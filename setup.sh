@@ -8,9 +8,11 @@ cd "$(dirname "$0")"
 
 extras=""
 agent=()
+dev_packages=()
 if [ "${1:-}" = "--dev" ]; then
   extras="[dev]"
   agent=(-e ./guest-agent)  # the guest agent's package, so tests and tools import labagent
+  dev_packages=(docker-compose)  # Debian's 1.29: the end-to-end tests drive a node with it
 fi
 
 sudo=""
@@ -19,6 +21,7 @@ sudo=""
 packages=(
   qemu-system-x86 qemu-utils libvirt-daemon-driver-qemu libvirt-dev pkg-config
   mmdebstrap e2fsprogs cpio xz-utils openssh-client python3-venv python3-dev gcc
+  "${dev_packages[@]}"
 )
 missing=()
 for package in "${packages[@]}"; do

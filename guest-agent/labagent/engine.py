@@ -53,6 +53,8 @@ class Engine:
         self.lifecycle = Lifecycle(self.containers, self.images, self.seams.runtime, self.seams.network,
                                    self.seams.cgroups, self.seams.mounter, self.seams.resolv)
         self.lifecycle.events = self.events
+        self.volumes = self.lifecycle.volumes
+        self.volumes.events = self.events
         self.execs = Execs(self.containers, self.seams.runtime)
         self.execs.events = self.events
         self.lifecycle.health = Health(self.containers, self.execs)
@@ -157,7 +159,7 @@ class Engine:
     def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]:
         return self.images.remove(ref, self.images_in_use(), force)
 
-    def remove_container(self, ref: str, force: bool = False) -> None:
+    def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         container = self.containers.get(ref)
-        self.lifecycle.remove(ref, force)
+        self.lifecycle.remove(ref, force, volumes)
         self.execs.forget_container(container.id)

@@ -84,7 +84,8 @@ def two_node(lab: Lab, built_image: None) -> Iterator[str]:
 
 # The shared two-node lab is used gently first and destructively last (kill, destroy).
 MODULE_ORDER = [
-    "test_crash", "test_single", "test_engine", "test_docker", "test_hostile", "test_verify", "test_two_node",
+    "test_crash", "test_single", "test_engine", "test_docker", "test_dockerpy", "test_compose", "test_hostile",
+    "test_verify", "test_two_node",
 ]
 
 

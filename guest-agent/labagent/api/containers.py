@@ -45,7 +45,8 @@ def inspect(engine: EngineInterface, req: Request, ref: str) -> Response:
         lowers, config = [str(p) for p in engine.images.layer_dirs(image)], image.config
     except EngineError:  # the image was force-removed; the record still stands
         lowers, config = [], {}
-    return json_response(views.container_inspect(c, str(engine.containers.bundle(c.id)), lowers, config))
+    return json_response(views.container_inspect(c, str(engine.containers.bundle(c.id)), lowers, config,
+                                                 engine.volumes.data_dir))
 
 
 def start(engine: EngineInterface, req: Request, ref: str) -> Response:
@@ -87,7 +88,7 @@ def wait(engine: EngineInterface, req: Request, ref: str) -> None:
 
 
 def remove(engine: EngineInterface, req: Request, ref: str) -> Response:
-    engine.remove_container(ref, force=req.flag("force"))
+    engine.remove_container(ref, force=req.flag("force"), volumes=req.flag("v"))
     return Response(204)
 
 

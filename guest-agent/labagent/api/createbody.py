@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any
 
-from ..containers import security, users
+from ..containers import mounts, security, users
 from ..containers.model import CreateSpec, Limits, PortBinding, check_port, check_proto
 from ..errors import BadParameter
 from ..units import parse_memory
@@ -174,9 +174,6 @@ def spec_from_body(body: Any) -> CreateSpec:
     createfields.check_host(host)
     if host.get("Privileged"):
         raise BadParameter("HostConfig.Privileged: privileged containers are not supported by this engine")
-    for field in ("Binds", "Mounts"):
-        if host.get(field):
-            raise BadParameter(f"HostConfig.{field}: bind mounts and volumes are not supported by this engine")
     mode = host.get("NetworkMode") or "default"
     if mode not in ("default", "bridge", "none"):
         raise BadParameter(f"HostConfig.NetworkMode: network mode {mode!r} is not supported "
@@ -215,4 +212,5 @@ def spec_from_body(body: Any) -> CreateSpec:
     )
     # Areas with modules of their own read their fields here, one call each.
     stopbody.read(spec, body, host)
+    mounts.read_into(spec, body, host)
     return spec

@@ -35,9 +35,10 @@ HONOURED_CONFIG = frozenset({
     "Healthcheck",
     "StopSignal",
     "StopTimeout",
+    "Volumes",
 })
 
-# HostConfig fields createbody.py reads (Privileged, Binds and Mounts only to refuse them).
+# HostConfig fields createbody.py reads (Privileged only to refuse it).
 HONOURED_HOST = frozenset({
     "Memory",
     "MemorySwap",
@@ -58,6 +59,8 @@ HONOURED_HOST = frozenset({
     "SecurityOpt",
     "OomScoreAdj",
     "RestartPolicy",
+    "Tmpfs",
+    "VolumesFrom",
 })
 
 
@@ -101,7 +104,6 @@ AT_DEFAULT_CONFIG: dict[str, Accept] = {
     "OpenStdin": unset,
     "StdinOnce": unset,
     "ArgsEscaped": unset,  # Windows only
-    "Volumes": unset,  # anonymous volumes
     "MacAddress": unset,  # the MAC follows from the address
     "OnBuild": unset,
     "Shell": unset,
@@ -121,7 +123,7 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     # the rest of HostConfig
     "ContainerIDFile": anything,  # the docker CLI writes that file itself
     "LogConfig": _log_config,
-    "VolumeDriver": unset, "VolumesFrom": unset,
+    "VolumeDriver": unset,
     "ConsoleSize": _console_size,
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
@@ -130,7 +132,7 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
     "Cgroup": unset, "Links": unset,
     "PublishAllPorts": unset,  # random host ports are not supported
-    "StorageOpt": unset, "Tmpfs": unset,
+    "StorageOpt": unset,
     "UTSMode": unset,
     "UsernsMode": one_of("host"),  # "host" = no remapping, which is all this engine does
     "ShmSize": one_of(64 << 20),

@@ -1,7 +1,7 @@
 """GET /system/df: what images, containers and their layers take on disk (docker system df).
 
 Sizes are measured, not estimated: each unpacked layer once, each container's writable layer.
-Volumes and the build cache are listed empty until those areas keep disk of their own.
+Volumes carry UsageData (bytes held, containers using them); the build cache is listed empty.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def disk_usage(engine: EngineInterface, req: Request) -> Response:
             listed.append(entry)
         result["Containers"] = listed
     if wanted in ("", "volume"):
-        result["Volumes"] = []
+        refs = Counter(m.source for c in containers for m in c.spec.mounts if m.type == "volume")
+        result["Volumes"] = [{**engine.volumes.view(v), "UsageData": {"Size": engine.volumes.size(v.name),
+                                                                      "RefCount": refs[v.name]}}
+                             for v in engine.volumes.all()]
     if wanted in ("", "build-cache"):
         result["BuildCache"] = []
     return json_response(result)

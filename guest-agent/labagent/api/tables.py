@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import builds, containers, events, execs, images, system, systemdf
+from . import builds, containers, events, execs, images, system, systemdf, volumes
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
@@ -20,6 +20,7 @@ TABLES: tuple[Sequence[Route], ...] = (
     builds.ROUTES,
     events.ROUTES,
     systemdf.ROUTES,
+    volumes.ROUTES,
 )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from ..containers import health
-from ..containers.model import Container
+from ..containers.model import Container, MountSpec
 from ..fsutil import parse_rfc3339
 from ..images.store import Image
 
@@ -86,7 +87,7 @@ def container_summary(c: Container) -> dict[str, Any]:
         "Labels": c.spec.labels, "State": c.state.status, "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.spec.network_mode},
         "NetworkSettings": {"Networks": {c.spec.network_mode: _endpoint(c)}},
-        "Mounts": [],
+        "Mounts": mount_views(c),
     }
 
 
@@ -98,8 +99,60 @@ def health_state(c: Container) -> dict[str, Any] | None:
     return {"Status": s.health, "FailingStreak": s.failing_streak, "Log": list(s.health_log)}
 
 
-def container_inspect(c: Container, bundle: str, lowers: list[str],
-                      image_config: dict[str, Any]) -> dict[str, Any]:
+def _mount_view(m: MountSpec, data_dir: Callable[[str], Path] | None) -> dict[str, Any]:
+    view: dict[str, Any] = {"Type": m.type}
+    if m.type == "volume":
+        source = str(data_dir(m.source)) if data_dir else ""
+        view.update(Name=m.source, Source=source, Driver="local")
+    else:
+        view["Source"] = m.source
+    propagation = next((o for o in m.options if o in ("private", "rprivate", "shared", "rshared",
+                                                      "slave", "rslave")), "rprivate")
+    mode = "ro" if m.readonly else ""
+    if m.type == "volume" and "nocopy" in m.options:
+        mode = ",".join(x for x in (mode, "nocopy") if x)
+    view.update(Destination=m.target, Mode=mode if m.origin in ("binds", "volumes_from") else "",
+                RW=not m.readonly, Propagation=propagation if m.type == "bind" else "")
+    return view
+
+
+def mount_views(c: Container, data_dir: Callable[[str], Path] | None = None) -> list[dict[str, Any]]:
+    """Inspect's Mounts: every bind, volume and tmpfs, in Docker's MountPoint shape."""
+    return [_mount_view(m, data_dir) for m in c.spec.mounts]
+
+
+def host_mounts(c: Container) -> dict[str, Any]:
+    """HostConfig.Binds, Mounts, Tmpfs and VolumesFrom, as the create body gave them."""
+    binds, mounts, tmpfs = [], [], {}
+    for m in c.spec.mounts:
+        if m.origin == "binds" and m.anonymous:
+            binds.append(":".join([m.target, *(["ro"] if m.readonly else [])]))
+        elif m.origin == "binds":
+            modes = [*(["ro"] if m.readonly else []),
+                     *(o for o in m.options if not o.startswith("label:"))]
+            binds.append(":".join([m.source, m.target, *([",".join(modes)] if modes else [])]))
+        elif m.origin == "tmpfs":
+            tmpfs[m.target] = ",".join(m.options)
+        elif m.origin == "mounts":
+            mount: dict[str, Any] = {"Type": m.type, "Source": m.source, "Target": m.target}
+            if m.readonly:
+                mount["ReadOnly"] = True
+            if m.type == "volume":
+                labels = dict(o[len("label:"):].partition("=")[::2] for o in m.options if o.startswith("label:"))
+                mount["VolumeOptions"] = {"NoCopy": "nocopy" in m.options, "Labels": labels or None}
+            elif m.type == "bind" and m.options:
+                mount["BindOptions"] = {"Propagation": m.options[0]}
+            elif m.type == "tmpfs":
+                opts = dict(o.partition("=")[::2] for o in m.options)
+                mount["TmpfsOptions"] = {k: v for k, v in (("SizeBytes", int(opts.get("size") or 0)),
+                                                           ("Mode", int(opts.get("mode") or "0", 8))) if v}
+            mounts.append(mount)
+    return {"Binds": binds or None, "Mounts": mounts or None, "Tmpfs": tmpfs or None,
+            "VolumesFrom": c.spec.volumes_from or None}
+
+
+def container_inspect(c: Container, bundle: str, lowers: list[str], image_config: dict[str, Any],
+                      data_dir: Callable[[str], Path] | None = None) -> dict[str, Any]:
     """GET /containers/{id}/json."""
     s, spec, lim = c.state, c.spec, c.spec.limits
     cfg = image_config.get("config") or {}
@@ -128,16 +181,18 @@ def container_inspect(c: Container, bundle: str, lowers: list[str],
             "CgroupnsMode": "private",
             "IpcMode": "private", "Runtime": "crun", "LogConfig": {"Type": "json-file",
                                                                                  "Config": {}},
+            **host_mounts(c),
         },
         "GraphDriver": {"Name": "overlay2", "Data": {
             "LowerDir": ":".join(reversed(lowers)), "UpperDir": f"{bundle}/upper",
             "WorkDir": f"{bundle}/work", "MergedDir": f"{bundle}/rootfs"}},
-        "Mounts": [],
+        "Mounts": mount_views(c, data_dir),
         "Config": {
             "Hostname": spec.hostname or c.name, "Domainname": "", "User": spec.user, "AttachStdin": False,
             "AttachStdout": True, "AttachStderr": True, "Tty": False, "OpenStdin": False,
             "StdinOnce": False, "Env": spec.env, "Cmd": spec.cmd or cfg.get("Cmd"),
-            "Image": spec.image, "Volumes": None, "WorkingDir": spec.workdir,
+            "Image": spec.image, "WorkingDir": spec.workdir,
+            "Volumes": {m.target: {} for m in spec.mounts if m.origin == "volumes"} or None,
             "Entrypoint": spec.entrypoint or cfg.get("Entrypoint"), "Labels": spec.labels,
             "ExposedPorts": {key: {} for key in {*spec.exposed, *(p.key for p in spec.ports)}},
             **_stop_and_health(c, image_config),

@@ -28,9 +28,10 @@ from ..runtime.crun import Runtime, parse_signal
 from ..runtime.filewatch import DirWatch
 from ..runtime.overlay import Mounter
 from ..runtime.supervisor import Supervisor
-from . import health, ocispec, restart, users
+from . import health, mountplan, ocispec, restart, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
+from .volumes import VolumeStore
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
@@ -57,6 +58,7 @@ class Lifecycle:
         self.events = Events()  # the engine's bus replaces this one
         self.restarts = restart.Restarts(self._policy_start)
         self.health: health.Health | None = None  # the engine's probes (they run through its Execs)
+        self.volumes = VolumeStore(store.dir.parent / "volumes")
 
     def enable_pool(self, size: int = 2) -> None:
         """Keep `size` ready-made network namespaces, if the network can build them."""
@@ -101,13 +103,18 @@ class Lifecycle:
             self.store.check_name(container.name)
             self._check_ports(container)
             bundle = self.store.bundle(cid)
+            made: list[str] = []
             try:
+                mountplan.expand(spec, image.config, self.store)
+                made = mountplan.ensure_volumes(spec, self.volumes)
                 for sub in ("upper", "work", "rootfs"):
                     (bundle / sub).mkdir(parents=True)
                 self._write_files(container, image.config)
                 self.store.add(container)
             except BaseException:
                 rmtree(bundle)
+                for volume in made:
+                    self.volumes.remove(volume, [])
                 raise
         self.store.logfile(cid)
         self._emit(container, "create")
@@ -123,7 +130,8 @@ class Lifecycle:
         bundle = self.store.bundle(container.id)
         netns = self.network.netns_path(container.id) if container.spec.network_mode == "bridge" else None
         config = ocispec.build_config(container, image_config, bundle, bundle / "rootfs", netns,
-                                      self.cgroups.container_path(container.id))
+                                      self.cgroups.container_path(container.id),
+                                      mountplan.oci_mounts(container.spec, self.volumes))
         if not config["process"]["args"]:
             raise EngineError("No command specified", 400)
         # no fsync (10 ms under TCG): start() rewrites a config that a node crash left torn
@@ -243,6 +251,7 @@ class Lifecycle:
             self.mounter.mount(self.images.layer_dirs(image), bundle / "upper", bundle / "work",
                                bundle / "rootfs")
             undo.append(lambda: self.mounter.unmount(bundle / "rootfs"))
+            mountplan.prepare(container, bundle / "rootfs", self.volumes)
             self._resolve_user(container, image.config)
             check = health.to_check(health.effective(container.spec.healthcheck, health.from_image(image.config)))
             undo.append(self.refresh_network)
@@ -264,6 +273,7 @@ class Lifecycle:
             # not fsynced: a node crash ends the shim too, and adopt() then reads the
             # record as stopped whichever version of it survived
             self.store.save(container, durable=False)
+        self._volume_events(container, "mount")
         self._emit(container, "start")  # before the supervisor can see it die
         self.supervise(container)
 
@@ -279,6 +289,14 @@ class Lifecycle:
         if check is not None and not container.state.health:
             container.state.health = "starting"
         self.health.watch(container, check)
+
+    def _volume_events(self, container: Container, action: str) -> None:
+        for m in container.spec.mounts:
+            if m.type != "volume":
+                continue
+            extra = {"destination": m.target, "read/write": str(not m.readonly).lower(),
+                     "propagation": ""} if action == "mount" else {}
+            self.events.emit("volume", action, m.source, container=container.id, driver="local", **extra)
 
     def _resolve_user(self, container: Container, image_config: dict[str, Any]) -> None:
         """process.user from the container's own /etc/passwd and /etc/group, now that its rootfs
@@ -372,6 +390,7 @@ class Lifecycle:
                 state.status, state.restarting = "restarting", True
             self.store.save(container)
         logfile.poke()
+        self._volume_events(container, "unmount")
         self._emit(container, "die", exitCode=str(state.exit_code))
         if again:
             ran_for = time.time() - parse_rfc3339(state.started_at)
@@ -382,7 +401,7 @@ class Lifecycle:
 
     def _auto_remove(self, cid: str) -> None:
         with contextlib.suppress(EngineError):
-            self.remove(cid, force=True)
+            self.remove(cid, force=True, volumes=True)
 
     # stop, kill, wait, remove ----------------------------------------------------------
     def _policy_start(self, cid: str) -> None:
@@ -490,7 +509,8 @@ class Lifecycle:
                     raise ClientGone()
         return container
 
-    def remove(self, ref: str, force: bool = False) -> None:
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """volumes (rm -v, and --rm): its anonymous volumes go too, unless another container uses them."""
         container = self.store.get(ref)
         if container.state.status == "restarting":
             if not force:
@@ -511,6 +531,8 @@ class Lifecycle:
             with contextlib.suppress(EngineError):
                 self.mounter.unmount(bundle / "rootfs")
             self.cgroups.remove(container.id)
+            if volumes:  # before the record goes: a wait for "removed" ends once it has
+                self._remove_anonymous_volumes(container)
             self.store.drop(container.id)
             rmtree(bundle)
         with self.store.lock:
@@ -519,6 +541,14 @@ class Lifecycle:
         if self.health is not None:
             self.health.stop(container.id)
         self._emit(container, "destroy")
+
+    def _remove_anonymous_volumes(self, container: Container) -> None:
+        with self.store.lock:
+            others = [c for c in self.store.all() if c.id != container.id]
+            for m in container.spec.mounts:
+                if m.type == "volume" and m.anonymous and self.volumes.exists(m.source):
+                    with contextlib.suppress(EngineError):
+                        self.volumes.remove(m.source, mountplan.users_of(m.source, others))
 
     def ports_of(self, container: Container) -> list[PortBinding]:
         return container.spec.ports

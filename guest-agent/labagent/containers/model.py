@@ -64,8 +64,11 @@ class MountSpec:
     target: str
     source: str = ""  # bind: a node path; volume: the volume's name; tmpfs: ""
     readonly: bool = False
-    options: list[str] = field(default_factory=list)  # tmpfs: size=, mode=; bind: propagation
+    # tmpfs: size=, mode=...; bind: propagation; volume: nocopy, label:K=V (for a volume made at create)
+    options: list[str] = field(default_factory=list)
     anonymous: bool = False  # a volume created for this container alone (removed with rm -v)
+    # where it came from, for inspect: binds | mounts | tmpfs | volumes | image | volumes_from
+    origin: str = ""
 
 
 @dataclass

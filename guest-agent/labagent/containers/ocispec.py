@@ -66,6 +66,13 @@ def _mounts(bundle: Path) -> list[dict[str, Any]]:
     ]
 
 
+def with_user_mounts(defaults: list[dict[str, Any]], user: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The container's own mounts (mountplan.oci_mounts) after the defaults, replacing one at the
+    same destination (a volume on /etc/hosts, a tmpfs on /dev/shm), as dockerd does."""
+    taken = {m["destination"] for m in user}
+    return [*(m for m in defaults if m["destination"] not in taken), *user]
+
+
 def user_spec(spec: CreateSpec, image_config: dict[str, Any]) -> str:
     """Docker's User for this container: the create body's, else the image's USER, else root."""
     img = image_config.get("config") or {}
@@ -79,6 +86,7 @@ def build_config(
     rootfs: Path,
     netns_path: str | None,
     cgroups_path: str,
+    user_mounts: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The full config.json; the caller has already resolved the image and limits."""
     spec = container.spec
@@ -112,7 +120,7 @@ def build_config(
         },
         "root": {"path": str(rootfs), "readonly": spec.readonly_rootfs},
         "hostname": spec.hostname or container.name,
-        "mounts": _mounts(bundle),
+        "mounts": with_user_mounts(_mounts(bundle), user_mounts or []),
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": cgroups_path,

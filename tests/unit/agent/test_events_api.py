@@ -168,13 +168,15 @@ def test_prune_removes_stopped_containers_matching_its_filters(sdk) -> None:
 
 # system df --------------------------------------------------------------------------------
 def test_system_df_measures_layers_images_and_writable_layers(sdk) -> None:
-    ctr = sdk.containers.run("busybox", ["true"], detach=True)
+    sdk.volumes.create("dfvol")
+    ctr = sdk.containers.run("busybox", ["true"], detach=True, volumes={"dfvol": {"bind": "/data"}})
     ctr.wait(timeout=10)
     upper = Path(sdk.api.inspect_container(ctr.id)["GraphDriver"]["Data"]["UpperDir"])
     (upper / "big").write_bytes(b"\0" * 20000)  # as if the container wrote it (fakecrun has no rootfs)
     df = sdk.df()
     assert set(df) == {"LayersSize", "Images", "Containers", "Volumes", "BuildCache"}
-    assert df["Volumes"] == [] and df["BuildCache"] == [] and df["LayersSize"] > 0
+    assert df["BuildCache"] == [] and df["LayersSize"] > 0
+    assert [(v["Name"], v["UsageData"]["RefCount"]) for v in df["Volumes"]] == [("dfvol", 1)]
     busybox = next(i for i in df["Images"] if "busybox:latest" in i["RepoTags"])
     assert busybox["Containers"] == 1 and busybox["SharedSize"] == 0
     assert busybox["Size"] == df["LayersSize"]  # the one image holds every layer
@@ -183,3 +185,5 @@ def test_system_df_measures_layers_images_and_writable_layers(sdk) -> None:
     only = sdk.api._result(sdk.api._get(sdk.api._url("/system/df"), params={"type": "image"}), True)
     assert "Containers" not in only and only["Images"]
     assert sdk.api._get(sdk.api._url("/system/df"), params={"type": "cats"}).status_code == 400
+    ctr.remove()
+    sdk.volumes.get("dfvol").remove()

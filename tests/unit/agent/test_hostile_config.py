@@ -153,7 +153,7 @@ REFUSED_HOST = [
     ("Devices", [{"PathOnHost": "/dev/vda", "PathInContainer": "/dev/vda", "CgroupPermissions": "rwm"}]),
     ("DeviceCgroupRules", ["b 254:* rwm"]), ("DeviceRequests", [{"Driver": "nvidia", "Count": -1}]),
     ("IpcMode", "host"), ("IpcMode", "container:web"), ("UsernsMode", "private"), ("UTSMode", "host"),
-    ("CgroupnsMode", "host"), ("Cgroup", "host"), ("Init", True), ("Tmpfs", {"/run": ""}),
+    ("CgroupnsMode", "host"), ("Cgroup", "host"), ("Init", True),
     ("Ulimits", [{"Name": "nofile", "Soft": 10, "Hard": 10}]), ("Dns", ["1.1.1.1"]),
     ("DnsSearch", ["lab"]), ("DnsOptions", ["ndots:1"]), ("ExtraHosts", ["a:1.2.3.4"]), ("GroupAdd", ["10"]),
     ("RestartPolicy", {"Name": "sometimes"}), ("RestartPolicy", {"Name": "always", "MaximumRetryCount": 3}),
@@ -162,10 +162,10 @@ REFUSED_HOST = [
     ("ShmSize", 1 << 30), ("CpuShares", 100), ("CpusetCpus", "0"), ("CpusetMems", "0"),
     ("CgroupParent", "/"), ("BlkioWeight", 10), ("MemoryReservation", 1 << 20), ("MemorySwappiness", 10),
     ("MemorySwap", -1), ("OomKillDisable", True), ("PublishAllPorts", True), ("Links", ["db:db"]),
-    ("VolumesFrom", ["other"]), ("VolumeDriver", "local"), ("StorageOpt", {"size": "1G"}),
+    ("VolumeDriver", "local"), ("StorageOpt", {"size": "1G"}),
     ("Runtime", "runc"), ("Isolation", "hyperv"), ("MaskedPaths", []), ("ReadonlyPaths", []),
     ("Annotations", {"a": "b"}), ("CpuRealtimeRuntime", 1000), ("KernelMemoryTCP", 1 << 20),
-    ("Privileged", True), ("Binds", ["/:/host"]), ("Mounts", [{"Type": "bind", "Source": "/", "Target": "/h"}]),
+    ("Privileged", True),
     ("NetworkMode", "host"), ("NetworkMode", "container:web"), ("PidMode", "container:web"),
     ("SomethingNewer", {"Enabled": True}),
 ]
@@ -180,7 +180,7 @@ def test_unsupported_host_options_are_refused_by_name(field: str, value: Any) ->
 
 REFUSED_CONFIG = [
     ("Domainname", "lab.example"), ("AttachStdin", True), ("OpenStdin", True), ("StdinOnce", True),
-    ("Healthcheck", {"Test": ["SHELL", "true"]}), ("Healthcheck", {"Test": ["CMD"]}), ("Volumes", {"/data": {}}),
+    ("Healthcheck", {"Test": ["SHELL", "true"]}), ("Healthcheck", {"Test": ["CMD"]}),
     ("Healthcheck", {"Test": ["CMD", "true"], "Interval": 5}), ("Healthcheck", {"Test": ["NONE"], "Retries": -1}),
     ("MacAddress", "02:42:ac:11:00:02"), ("StopSignal", "SIGNOPE"), ("StopTimeout", "5"), ("Shell", ["/bin/bash"]),
     ("OnBuild", ["RUN x"]), ("ArgsEscaped", True), ("SomethingNewer", "x"),

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import labagent.api
 import pytest
-from labagent.api import builds, containers, events, execs, images, system, systemdf
+from labagent.api import builds, containers, events, execs, images, system, systemdf, volumes
 from labagent.api.router import Router
 from labagent.api.tables import TABLES, router
 
@@ -39,8 +39,8 @@ def test_every_area_that_exports_a_table_is_listed() -> None:
     exporting = {module.__name__ for module in api_modules() if hasattr(module, "ROUTES")}
     listed = {module.__name__ for module in api_modules()
               if any(getattr(module, "ROUTES", None) is table for table in TABLES)}
-    assert exporting == listed == {m.__name__ for m in (system, containers, execs, images, builds, events,
-                                                                  systemdf)}
+    assert exporting == listed == {m.__name__ for m in (system, containers, execs, images, builds, volumes, events,
+                                                        systemdf)}
 
 
 def test_no_two_routes_share_a_method_and_pattern() -> None:
