@@ -388,13 +388,14 @@ class Lifecycle:
             if again:
                 state.restart_count += 1
                 state.status, state.restarting = "restarting", True
+                # held from now, so a stop that sees "restarting" can cancel it; armed after "die"
+                delay = self.restarts.schedule(cid, time.time() - parse_rfc3339(state.started_at), armed=False)
             self.store.save(container)
         logfile.poke()
         self._volume_events(container, "unmount")
         self._emit(container, "die", exitCode=str(state.exit_code))
         if again:
-            ran_for = time.time() - parse_rfc3339(state.started_at)
-            delay = self.restarts.schedule(cid, ran_for)
+            self.restarts.arm(cid)
             log.info("restarting %s in %.1f s (policy %s)", container.name, delay, container.spec.restart.name)
         elif container.spec.auto_remove:
             threading.Thread(target=self._auto_remove, args=(cid,), daemon=True).start()

@@ -81,7 +81,8 @@ class Restarts:
         self._timers: dict[str, threading.Timer] = {}
         self._delays: dict[str, float] = {}
 
-    def schedule(self, cid: str, ran_for: float) -> float:
+    def schedule(self, cid: str, ran_for: float, armed: bool = True) -> float:
+        """A restart after the back-off; armed=False holds it (cancellable) until arm()."""
         with self._lock:
             delay = next_delay(self._delays.get(cid, 0.0), ran_for)
             self._delays[cid] = delay
@@ -91,8 +92,15 @@ class Restarts:
             timer = threading.Timer(delay, self._run, (cid,))
             timer.daemon = True
             self._timers[cid] = timer
-            timer.start()
+            if armed:
+                timer.start()
         return delay
+
+    def arm(self, cid: str) -> None:
+        with self._lock:
+            timer = self._timers.get(cid)
+            if timer is not None and not timer.is_alive():
+                timer.start()
 
     def _run(self, cid: str) -> None:
         with self._lock:

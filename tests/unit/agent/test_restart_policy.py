@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -62,6 +63,29 @@ def test_back_off_doubles_to_a_minute_and_resets_after_ten_seconds() -> None:
     assert delays[:4] == [0.1, 0.2, 0.4, 0.8]
     assert delays[-1] == restart.MAX_DELAY and max(delays) == restart.MAX_DELAY
     assert restart.next_delay(12.8, ran_for=10.0) == restart.BASE_DELAY
+
+
+def test_restarts_grow_the_back_off_per_container_and_a_user_start_resets_it(monkeypatch) -> None:
+    monkeypatch.setattr(restart, "BASE_DELAY", 100.0)  # timers that never fire during the test
+    monkeypatch.setattr(restart, "MAX_DELAY", 1000.0)
+    fired: list[str] = []
+    timers = restart.Restarts(fired.append)
+    assert [timers.schedule("a", 1.0) for _ in range(3)] == [100.0, 200.0, 400.0]
+    assert timers.schedule("b", 1.0) == 100.0  # each container has its own
+    assert timers.schedule("a", 30.0) == 100.0  # it ran long enough: from the start again
+    timers.schedule("a", 1.0)
+    timers.reset("a")
+    assert timers.schedule("a", 1.0) == 100.0
+    assert timers.cancel("a") and not timers.cancel("a")
+    timers.close()
+    assert not timers.cancel("b") and fired == []
+    monkeypatch.setattr(restart, "BASE_DELAY", 0.01)
+    timers.schedule("held", 1.0, armed=False)
+    assert timers.cancel("held")  # cancelled before it was armed: it never fires
+    timers.arm("held")
+    timers.schedule("c", 1.0, armed=False)
+    timers.arm("c")
+    assert until(lambda: fired == ["c"], 5)
 
 
 @pytest.mark.parametrize("value, words", [
@@ -223,6 +247,17 @@ def test_docker_py_restart_policy_inspect_and_remove(eng: EngineProcess) -> None
     sdk.close()
 
 
+def answers(engine: EngineProcess) -> bool:
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect(str(engine.socket))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
 def test_docker_py_always_container_comes_back_after_a_reboot(eng: EngineProcess, tmp_path) -> None:
     sdk = docker.DockerClient(base_url=eng.host, timeout=15)
     back = sdk.containers.run("busybox", ["sleep", "60"], detach=True, name="back",
@@ -238,6 +273,7 @@ def test_docker_py_always_container_comes_back_after_a_reboot(eng: EngineProcess
     eng.socket.unlink(missing_ok=True)  # so that start_engine waits for the new engine's socket
     again = start_engine(eng.base)
     try:
+        assert until(lambda: answers(again), 10)  # the socket exists a moment before it listens
         sdk = docker.DockerClient(base_url=again.host, timeout=15)
         ctr = sdk.containers.get("back")
         assert until(lambda: ctr.reload() or (ctr.status == "running" and ctr.attrs["State"]["Pid"] != pid), WAIT)
