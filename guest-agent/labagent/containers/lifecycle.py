@@ -428,6 +428,11 @@ class Lifecycle:
                 self.store.save(container)
             return True
 
+    def _after_start(self, container: Container) -> None:
+        """Wait for a start in flight (a policy's, in the background) to have its pid to signal."""
+        with self._op(container.id):
+            pass
+
     def _stopped_by_user(self, container: Container) -> None:
         with self.store.changed:
             container.state.stopped_by_user = True
@@ -442,6 +447,7 @@ class Lifecycle:
         if self._cancel_restart(container):
             self._emit(container, "kill", signal=str(sig))
             return
+        self._after_start(container)
         if not container.running:
             raise Conflict(f"Container {container.id} is not running")
         if sig in (signal.SIGKILL, self.stop_signal(container)):
@@ -458,6 +464,7 @@ class Lifecycle:
         if self._cancel_restart(container):
             self._emit(container, "stop")
             return
+        self._after_start(container)
         if not container.running:
             raise NotModified("container already stopped")
         if timeout is None:
@@ -518,6 +525,8 @@ class Lifecycle:
                 raise Conflict(f'cannot remove container "/{container.name}": container is restarting: '
                                "stop the container before removing or force remove")
             self._cancel_restart(container)
+        if container.running or container.id in self.starting_ids():
+            self._after_start(container)
         if container.running:
             if not force:
                 raise Conflict(f'cannot remove container "/{container.name}": container is running: '

@@ -208,8 +208,8 @@ def test_policies_survive_an_engine_restart(tmp_path, seams) -> None:
     get = second.containers.get
 
     def settled() -> bool:
-        return get("always-stopped").running and get("unless-stopped-rebooted").running \
-            and get("on-failure-rebooted").running
+        return all(get(n).running and get(n).state.pid
+                   for n in ("always-stopped", "unless-stopped-rebooted", "on-failure-rebooted"))
 
     assert settle(second, made["always-stopped"], settled)
     assert get("unless-stopped-stopped").state.status == "exited"
