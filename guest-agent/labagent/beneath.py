@@ -101,7 +101,11 @@ def _resolve_in_root(rootfd: int, path: str) -> list[str]:
             if resolved:
                 resolved.pop()
             continue
-        parent = _walk(rootfd, [*resolved, "."], DIR_FLAGS, 0) if resolved else os.dup(rootfd)
+        try:
+            parent = _walk(rootfd, [*resolved, "."], DIR_FLAGS, 0) if resolved else os.dup(rootfd)
+        except (FileNotFoundError, NotADirectoryError):  # a missing tail: nothing more to follow
+            resolved.append(part)
+            continue
         try:
             target = os.readlink(part, dir_fd=parent)
         except OSError:  # not a symlink, or missing: a plain component
@@ -116,6 +120,12 @@ def _resolve_in_root(rootfd: int, path: str) -> list[str]:
             resolved = []
         pending.extend(p for p in reversed(target.split("/")) if p)
     return resolved
+
+
+def resolve_in_root(rootfd: int, path: str) -> str:
+    """The absolute path that path names inside the root filesystem at rootfd, every symlink
+    followed as the container would (a missing tail is kept as given): a symlink's real target."""
+    return "/" + "/".join(_resolve_in_root(rootfd, path))
 
 
 def open_in_root(rootfd: int, path: str, flags: int, mode: int = 0o600) -> int:

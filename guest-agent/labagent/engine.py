@@ -14,12 +14,15 @@ from .containers.health import Health
 from .containers.lifecycle import Lifecycle
 from .containers.store import ContainerStore
 from .events import Events
-from .images import busybox
+from .images import busybox, delete
 from .images.layers import Whiteouts
 from .images.load import load_archive
 from .images.store import ImageStore
 from .network.bridge import Network
-from .network.interface import ContainerNetwork
+from .network.interface import BridgeNetworks, ContainerNetwork
+from .network.joins import Networks
+from .network.networks import NetworkStore
+from .network.userbridge import UserBridges
 from .runtime.cgroups import Cgroups
 from .runtime.crun import Runtime
 from .runtime.overlay import Mounter
@@ -33,6 +36,7 @@ class Seams:
 
     runtime: Runtime = field(default_factory=Runtime)
     network: ContainerNetwork = field(default_factory=Network)
+    bridges: BridgeNetworks = field(default_factory=UserBridges)  # user-defined networks
     cgroups: Cgroups = field(default_factory=Cgroups)
     mounter: Mounter = field(default_factory=Mounter)
     whiteouts: Whiteouts = field(default_factory=Whiteouts)
@@ -59,6 +63,10 @@ class Engine:
         self.execs.events = self.events
         self.lifecycle.health = Health(self.containers, self.execs)
         self.lifecycle.health.events = self.events
+        self.networks = Networks(NetworkStore(root), self.seams.bridges, self.containers)
+        self.networks.events = self.events
+        self.networks.refresh = self.lifecycle.refresh_network
+        self.lifecycle.networks = self.networks
 
     def startup(self) -> None:
         """Bridge and cgroups, take back what was running, and start building busybox.
@@ -72,6 +80,10 @@ class Engine:
         wiring = self.seams.network.slot_wiring()
         if wiring is not None:
             wiring.sweep_pool()
+        try:
+            self.networks.setup()
+        except Exception:
+            log.exception("could not restore the user-defined networks")
         self.adopt()
         self.build_busybox_in_background()
 
@@ -157,7 +169,7 @@ class Engine:
         return {c.spec.image_id for c in self.containers.all()}
 
     def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]:
-        return self.images.remove(ref, self.images_in_use(), force)
+        return delete.remove(self.images, ref, delete.users_of(self.containers.all()), force)
 
     def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         container = self.containers.get(ref)

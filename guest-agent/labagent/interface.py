@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .containers.volumes import VolumeStore
     from .events import Events
     from .images.store import ImageStore
+    from .network.joins import Networks
 
 
 class EngineInterface(Protocol):
@@ -33,6 +34,8 @@ class EngineInterface(Protocol):
     def events(self) -> Events: ...
     @property
     def volumes(self) -> VolumeStore: ...
+    @property
+    def networks(self) -> Networks: ...
 
     def load(self, tarball: Path) -> list[str]: ...
     def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]: ...

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
 
-from ..containers.model import check_name
+from ..containers.model import Container, check_name
 from ..containers.usage import tree_size
-from ..errors import BadParameter, EngineError
+from ..errors import BadParameter, Conflict, EngineError
 from ..fsutil import parse_rfc3339
 from ..interface import EngineInterface
 from ..runtime.crun import parse_signal
-from . import views
+from . import listing, views
 from .createbody import spec_from_body
 from .filters import Filters, parse_filters
 from .http import Request, Response, json_response
@@ -22,11 +23,26 @@ WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
 def list_containers(engine: EngineInterface, req: Request) -> Response:
-    items = engine.containers.all() if req.flag("all") else engine.containers.running()
+    """Newest first; a status filter or a limit lists stopped containers too, as dockerd does."""
+    match, stopped_too = listing.build(engine, req.arg("filters"))
     limit = req.int_arg("limit")
+    everything = req.flag("all") or stopped_too or (limit or 0) > 0
+    items = [c for c in (engine.containers.all() if everything else engine.containers.running()) if match(c)]
     if limit is not None and limit > 0:
         items = items[:limit]
-    return json_response([views.container_summary(c) for c in items])
+    summaries = [views.container_summary(c, engine.networks.settings_of(c)) for c in items]
+    if req.flag("size"):
+        for c, summary in zip(items, summaries, strict=True):
+            summary["SizeRw"] = listing.dir_size(engine.containers.bundle(c.id) / "upper")
+            summary["SizeRootFs"] = summary["SizeRw"] + _image_size(engine, c)
+    return json_response(summaries)
+
+
+def _image_size(engine: EngineInterface, c: Container) -> int:
+    try:
+        return engine.images.resolve(c.spec.image_id).size
+    except EngineError:
+        return 0
 
 
 def create(engine: EngineInterface, req: Request) -> Response:
@@ -46,7 +62,7 @@ def inspect(engine: EngineInterface, req: Request, ref: str) -> Response:
     except EngineError:  # the image was force-removed; the record still stands
         lowers, config = [], {}
     return json_response(views.container_inspect(c, str(engine.containers.bundle(c.id)), lowers, config,
-                                                 engine.volumes.data_dir))
+                                                 engine.volumes.data_dir, engine.networks.settings_of(c)))
 
 
 def start(engine: EngineInterface, req: Request, ref: str) -> Response:
@@ -70,8 +86,21 @@ def restart(engine: EngineInterface, req: Request, ref: str) -> Response:
     return Response(204)
 
 
+def kill_signal(value: str) -> int:
+    """A signal by name (SIGHUP, HUP, hup) or number, 1 to SIGRTMAX; anything else is a 400."""
+    sig = parse_signal(value)
+    if not 0 < sig <= signal.SIGRTMAX:
+        raise BadParameter(f"Invalid signal: {value}")
+    return sig
+
+
 def kill(engine: EngineInterface, req: Request, ref: str) -> Response:
-    engine.lifecycle.kill(ref, parse_signal(req.arg("signal")))
+    sig = kill_signal(req.arg("signal"))
+    c = engine.containers.get(ref)
+    if not c.running:
+        raise Conflict(f"Cannot kill container: {ref}: Container {c.id} is not running")
+    engine.lifecycle.kill(c.id, sig)
+    engine.events.emit("container", "kill", c.id, name=c.name, image=c.spec.image, signal=str(sig))
     return Response(204)
 
 
@@ -119,6 +148,8 @@ def logs(engine: EngineInterface, req: Request, ref: str) -> None:
 def attach(engine: EngineInterface, req: Request, ref: str) -> None:
     """Output only (no stdin): past output if logs=1, then live output until the next exit."""
     c = engine.containers.get(ref)
+    if c.running and c.state.paused:
+        raise Conflict("You cannot attach to a paused container, unpause it first")
     stdout, stderr = req.flag("stdout"), req.flag("stderr")
     logfile = engine.containers.logfile(c.id)
     run = c.state.exits

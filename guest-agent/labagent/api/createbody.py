@@ -14,7 +14,7 @@ from ..containers import mounts, security, users
 from ..containers.model import CreateSpec, Limits, PortBinding, check_port, check_proto
 from ..errors import BadParameter
 from ..units import parse_memory
-from . import createfields, stopbody
+from . import createfields, netbody, stopbody
 
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 GO_TRUE, GO_FALSE = ("1", "t", "T", "true", "True", "TRUE"), ("0", "f", "F", "false", "False", "FALSE")
@@ -175,10 +175,6 @@ def spec_from_body(body: Any) -> CreateSpec:
     if host.get("Privileged"):
         raise BadParameter("HostConfig.Privileged: privileged containers are not supported by this engine")
     mode = host.get("NetworkMode") or "default"
-    if mode not in ("default", "bridge", "none"):
-        raise BadParameter(f"HostConfig.NetworkMode: network mode {mode!r} is not supported "
-                           "(use bridge or none)")
-    createfields.check_networking(body.get("NetworkingConfig"), mode)
     if _bool(body.get("NetworkDisabled"), "NetworkDisabled"):
         mode = "none"
     env = _argv(body.get("Env"), "Env")
@@ -213,4 +209,5 @@ def spec_from_body(body: Any) -> CreateSpec:
     # Areas with modules of their own read their fields here, one call each.
     stopbody.read(spec, body, host)
     mounts.read_into(spec, body, host)
+    netbody.apply(spec, body, host)
     return spec

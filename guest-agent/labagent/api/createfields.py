@@ -176,21 +176,3 @@ def check_body(body: dict[str, Any]) -> None:
 def check_host(host: dict[str, Any]) -> None:
     check_unsupported(host, "HostConfig.", HONOURED_HOST, AT_DEFAULT_HOST)
 
-
-def check_networking(networking: Any, mode: str) -> None:
-    """Endpoint settings (aliases, fixed addresses, links) exist only on user-defined networks."""
-    if networking is None or networking == {}:
-        return
-    endpoints = networking.get("EndpointsConfig") if isinstance(networking, dict) else None
-    if not isinstance(networking, dict) or set(networking) - {"EndpointsConfig"} \
-            or not isinstance(endpoints, dict | None):
-        raise BadParameter(f"NetworkingConfig={_shown(networking)} is not supported by this engine")
-    for network, settings in (endpoints or {}).items():
-        where = f"NetworkingConfig.EndpointsConfig.{network}"
-        if network not in ("default", "bridge", "none", mode):
-            raise BadParameter(f"{where}: network {network!r} is not supported (use bridge or none)")
-        if not isinstance(settings, dict | None):
-            raise BadParameter(f"{where} must be an object")
-        for name, value in (settings or {}).items():
-            if not blank(value):
-                raise BadParameter(f"{where}.{name}={_shown(value)} is not supported by this engine")

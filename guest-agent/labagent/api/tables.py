@@ -8,19 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import builds, containers, events, execs, images, system, systemdf, volumes
+from . import archive, builds, containerops, containers, events, execs, images, networks, system, systemdf, volumes
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
 TABLES: tuple[Sequence[Route], ...] = (
     system.ROUTES,
     containers.ROUTES,
+    containerops.ROUTES,
     execs.ROUTES,
     images.ROUTES,
     builds.ROUTES,
     events.ROUTES,
     systemdf.ROUTES,
     volumes.ROUTES,
+    archive.ROUTES,
+    networks.ROUTES,
 )
 
 

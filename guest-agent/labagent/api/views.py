@@ -42,6 +42,8 @@ def status_text(c: Container) -> str:
     now = time.time()
     if c.running:
         up = f"Up {human_duration(now - parse_rfc3339(c.state.started_at))}"
+        if c.state.paused:
+            return f"{up} (Paused)"
         shown = {"starting": "health: starting"}.get(c.state.health, c.state.health)
         return f"{up} ({shown})" if shown else up
     if c.state.status == "restarting":
@@ -77,16 +79,27 @@ def command(c: Container, image_config: dict[str, Any] | None = None) -> str:
     return " ".join(argv)
 
 
-def container_summary(c: Container) -> dict[str, Any]:
-    """One entry of GET /containers/json."""
+def shown_status(c: Container) -> str:
+    """State.Status as Docker names it: a frozen container is "paused" (and still Running)."""
+    return "paused" if c.running and c.state.paused else c.state.status
+
+
+def _networks(c: Container, user: dict[str, Any] | None) -> dict[str, Any]:
+    """NetworkSettings.Networks: the default bridge (or none) entry, then the user networks'."""
+    base = {c.spec.network_mode: _endpoint(c)} if c.spec.network_mode in ("bridge", "none") else {}
+    return {**base, **(user or {})}
+
+
+def container_summary(c: Container, networks: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One entry of GET /containers/json; networks: the user networks' entries (api/networks.py)."""
     return {
         "Id": c.id, "Names": [f"/{c.name}"], "Image": c.spec.image, "ImageID": c.spec.image_id,
         "Command": command(c), "Created": int(parse_rfc3339(c.created)),
         "Ports": [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
                    "PublicPort": p.host_port, "Type": p.proto} for p in c.spec.ports if c.running],
-        "Labels": c.spec.labels, "State": c.state.status, "Status": status_text(c),
+        "Labels": c.spec.labels, "State": shown_status(c), "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.spec.network_mode},
-        "NetworkSettings": {"Networks": {c.spec.network_mode: _endpoint(c)}},
+        "NetworkSettings": {"Networks": _networks(c, networks)},
         "Mounts": mount_views(c),
     }
 
@@ -152,18 +165,19 @@ def host_mounts(c: Container) -> dict[str, Any]:
 
 
 def container_inspect(c: Container, bundle: str, lowers: list[str], image_config: dict[str, Any],
-                      data_dir: Callable[[str], Path] | None = None) -> dict[str, Any]:
+                      data_dir: Callable[[str], Path] | None = None,
+                      networks: dict[str, Any] | None = None) -> dict[str, Any]:
     """GET /containers/{id}/json."""
     s, spec, lim = c.state, c.spec, c.spec.limits
     cfg = image_config.get("config") or {}
     argv = spec.argv or [*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])]
     return {
         "Id": c.id, "Created": c.created, "Path": argv[0] if argv else "", "Args": argv[1:],
-        "State": {"Status": s.status, "Running": c.running or s.status == "restarting", "Paused": False,
-                  "Restarting": s.status == "restarting", "OOMKilled": s.oom_killed,
-                  "Dead": s.status == "dead", "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error,
-                  "StartedAt": s.started_at, "FinishedAt": s.finished_at,
-                  **({"Health": health_state(c)} if s.health else {})},
+        "State": {"Status": shown_status(c), "Running": c.running or s.status == "restarting",
+                  "Paused": c.running and s.paused, "Restarting": s.status == "restarting",
+                  "OOMKilled": s.oom_killed, "Dead": s.status == "dead", "Pid": s.pid,
+                  "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at,
+                  "FinishedAt": s.finished_at, **({"Health": health_state(c)} if s.health else {})},
         "Image": spec.image_id, "ResolvConfPath": f"{bundle}/resolv.conf",
         "HostnamePath": f"{bundle}/hostname", "HostsPath": f"{bundle}/hosts",
         "LogPath": f"{bundle}/container-json.log", "Name": f"/{c.name}", "RestartCount": s.restart_count,
@@ -176,6 +190,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
                              for p in spec.ports},
             "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,
             "CpuQuota": lim.cpu_quota, "CpuPeriod": lim.cpu_period, "PidsLimit": lim.pids or None,
+            "CpuShares": 0,
             "Privileged": False, "ReadonlyRootfs": spec.readonly_rootfs, "SecurityOpt": spec.security_opt or None,
             "CapAdd": spec.cap_add or None, "CapDrop": spec.cap_drop or None, "OomScoreAdj": spec.oom_score_adj,
             "CgroupnsMode": "private",
@@ -201,7 +216,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
             "Bridge": "labbr0", "SandboxID": c.id if c.network.ip else "", "SandboxKey": "",
             "Ports": _port_map(c), "IPAddress": c.network.ip, "IPPrefixLen": c.network.prefix,
             "Gateway": c.network.gateway, "MacAddress": c.network.mac,
-            "Networks": {"bridge": _endpoint(c)} if spec.network_mode == "bridge" else {},
+            "Networks": {k: v for k, v in _networks(c, networks).items() if k != "none"},
         },
     }
 
@@ -219,25 +234,49 @@ def _stop_and_health(c: Container, image_config: dict[str, Any]) -> dict[str, An
     return shown
 
 
-def image_summary(image: Image, containers: int) -> dict[str, Any]:
+def image_summary(image: Image, containers: int, tags: list[str] | None = None) -> dict[str, Any]:
+    """One entry of GET /images/json; tags, when given, are the ones a reference filter matched."""
+    shown = image.tags if tags is None else tags
     return {
-        "Id": image.id, "ParentId": "", "RepoTags": image.tags or ["<none>:<none>"],
-        "RepoDigests": [], "Created": int(parse_rfc3339(image.created)), "Size": image.size,
-        "SharedSize": -1, "VirtualSize": image.size,
-        "Labels": (image.config.get("config") or {}).get("Labels") or {}, "Containers": containers,
+        "Id": image.id, "ParentId": image.parent, "RepoTags": shown or ["<none>:<none>"],
+        "RepoDigests": [] if shown else ["<none>@<none>"], "Created": int(parse_rfc3339(image.created)),
+        "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
+        "Labels": image.labels or None, "Containers": containers,
     }
 
 
-def image_inspect(image: Image, layer_dirs: list[str]) -> dict[str, Any]:
+CONTAINER_CONFIG: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+    "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None,
+    "Labels": None,
+}
+
+
+def _container_config(value: object) -> dict[str, Any]:
+    """An image's (container) config with every field Docker shows, defaults where it says none."""
+    return {**CONTAINER_CONFIG, **(value if isinstance(value, dict) else {})}
+
+
+def image_inspect(image: Image, layer_dirs: list[str], last_tag_time: str) -> dict[str, Any]:
+    """GET /images/{name}/json, in the shape docker-py and docker-compose read."""
     cfg = image.config
+    data: dict[str, str] = {}
+    if layer_dirs:
+        data["UpperDir"] = layer_dirs[-1]
+    if len(layer_dirs) > 1:
+        data["LowerDir"] = ":".join(reversed(layer_dirs[:-1]))
     return {
-        "Id": image.id, "RepoTags": image.tags, "RepoDigests": [], "Parent": "", "Comment": "",
-        "Created": image.created, "DockerVersion": "", "Author": cfg.get("author", ""),
-        "Config": cfg.get("config") or {}, "Architecture": cfg.get("architecture", ""),
-        "Os": cfg.get("os", "linux"), "Size": image.size, "VirtualSize": image.size,
-        "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": ":".join(reversed(layer_dirs))}},
+        "Id": image.id, "RepoTags": image.tags, "RepoDigests": [], "Parent": image.parent,
+        "Comment": str(cfg.get("comment") or ""), "Created": image.created,
+        "Container": str(cfg.get("container") or ""), "ContainerConfig": _container_config(cfg.get("container_config")),
+        "DockerVersion": str(cfg.get("docker_version") or ""), "Author": str(cfg.get("author") or ""),
+        "Config": _container_config(cfg.get("config")), "Architecture": str(cfg.get("architecture") or ""),
+        **({"Variant": cfg["variant"]} if isinstance(cfg.get("variant"), str) else {}),
+        "Os": str(cfg.get("os") or "linux"), "Size": image.size, "VirtualSize": image.size,
+        "GraphDriver": {"Name": "overlay2", "Data": data},
         "RootFS": {"Type": "layers", "Layers": image.diff_ids},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        "Metadata": {"LastTagTime": last_tag_time},
     }
 
 
@@ -260,13 +299,14 @@ def version() -> dict[str, Any]:
 def info(containers: list[Container], images: int, root: str) -> dict[str, Any]:
     uname = os.uname()
     running = sum(c.running for c in containers)
+    paused = sum(c.running and c.state.paused for c in containers)
     try:
         mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         mem = 0
     return {
         "ID": uname.nodename, "Name": uname.nodename, "Containers": len(containers),
-        "ContainersRunning": running, "ContainersPaused": 0,
+        "ContainersRunning": running - paused, "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running, "Images": images,
         "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "overlayfs"]],
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,

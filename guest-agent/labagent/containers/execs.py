@@ -48,6 +48,8 @@ class Execs:
         container = self.store.get(ref)
         if not container.running:
             raise Conflict(f"Container {container.id} is not running")
+        if container.state.paused:
+            raise Conflict(f"Container {container.id} is paused, unpause the container before exec")
         if not cmd or not all(isinstance(a, str) for a in cmd):
             raise BadParameter("No exec command specified")
         if user:

@@ -13,9 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import Conflict, EngineError, NotModified
+from ..errors import BadParameter, Conflict, EngineError, NotModified
 from ..events import Events
 from ..fsutil import new_id, parse_rfc3339, read_json, rfc3339, rmtree, write_json
 from ..images.store import ImageStore
@@ -32,6 +32,9 @@ from . import health, mountplan, ocispec, restart, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
 from .volumes import VolumeStore
+
+if TYPE_CHECKING:
+    from ..network.joins import Networks
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0
@@ -59,6 +62,7 @@ class Lifecycle:
         self.restarts = restart.Restarts(self._policy_start)
         self.health: health.Health | None = None  # the engine's probes (they run through its Execs)
         self.volumes = VolumeStore(store.dir.parent / "volumes")
+        self.networks: Networks | None = None  # user-defined networks, set by the engine
 
     def enable_pool(self, size: int = 2) -> None:
         """Keep `size` ready-made network namespaces, if the network can build them."""
@@ -93,12 +97,20 @@ class Lifecycle:
         with self.store.lock:
             return self._op_locks.setdefault(cid, threading.Lock())
 
+    def op_lock(self, cid: str) -> threading.Lock:
+        """The lock start and remove hold for cid: an operation that mounts the rootfs holds it too."""
+        return self._op(cid)
+
     # create ----------------------------------------------------------------------------
     def create(self, name: str, spec: CreateSpec) -> Container:
         image = self.images.resolve(spec.image)
         spec.image_id = image.id
+        # the image's labels are the container's too (its own win), as dockerd merges them
+        spec.labels = {**((image.config.get("config") or {}).get("Labels") or {}), **spec.labels}
         cid = new_id()
         container = Container(cid, name or cid[:12], rfc3339(), spec)
+        if self.networks is not None:
+            self.networks.check_spec(spec)
         with self.store.lock:
             self.store.check_name(container.name)
             self._check_ports(container)
@@ -116,6 +128,8 @@ class Lifecycle:
                 for volume in made:
                     self.volumes.remove(volume, [])
                 raise
+        if self.networks is not None:
+            self.networks.joined(container)
         self.store.logfile(cid)
         self._emit(container, "create")
         return container
@@ -128,7 +142,7 @@ class Lifecycle:
 
     def _write_files(self, container: Container, image_config: dict[str, Any]) -> None:
         bundle = self.store.bundle(container.id)
-        netns = self.network.netns_path(container.id) if container.spec.network_mode == "bridge" else None
+        netns = self.network.netns_path(container.id) if container.spec.network_mode != "none" else None
         config = ocispec.build_config(container, image_config, bundle, bundle / "rootfs", netns,
                                       self.cgroups.container_path(container.id),
                                       mountplan.oci_mounts(container.spec, self.volumes))
@@ -163,8 +177,10 @@ class Lifecycle:
             seen.add(key)
 
     def _rules(self) -> list[PortRule]:
-        return [PortRule(p.proto, p.host_port, c.network.ip, p.container_port, p.host_ip, c.id)
-                for c in self._active() if c.network.ip for p in c.spec.ports]
+        active = self._active()  # a user network's container publishes its address there
+        ips = {c.id: c.network.ip or (self.networks.primary_ip(c) if self.networks else "") for c in active}
+        return [PortRule(p.proto, p.host_port, ips[c.id], p.container_port, p.host_ip, c.id)
+                for c in active if ips[c.id] for p in c.spec.ports]
 
     def refresh_network(self) -> None:
         """Port rules and every running container's /etc/hosts, from the records."""
@@ -175,6 +191,8 @@ class Lifecycle:
         self.network.publish(rules)
         text = addressing.render_hosts(entries)
         for c in active:
+            if self.networks is not None:
+                text = self.networks.hosts_text(c, entries)
             # rewritten in place (same inode), so the container's bind mount sees it
             with contextlib.suppress(OSError), open(self.store.bundle(c.id) / "hosts", "w") as handle:
                 handle.write(text)
@@ -243,6 +261,10 @@ class Lifecycle:
                     self._wiring.claim(slot.netns, cid)
                 else:
                     container.network.mac = self.network.attach(cid, container.network.ip)
+            if self.networks is not None:
+                networks = self.networks
+                undo.append(lambda: networks.stop(container))
+                networks.start(container)
             procs = self.cgroups.prepare(cid)
             undo.append(lambda: self.cgroups.remove(cid))
             image = self.images.resolve(container.spec.image_id)
@@ -369,6 +391,7 @@ class Lifecycle:
             container.network = NetworkState()
         steps: list[Callable[[], None]] = [
             lambda: self.network.detach(cid, veth) if ip else None,
+            lambda: self.networks.stop(container) if self.networks is not None else None,
             lambda: self.mounter.unmount(bundle / "rootfs"),
             lambda: self.cgroups.remove(cid), self.refresh_network]
         for step in steps:
@@ -381,6 +404,7 @@ class Lifecycle:
             state.status = "exited"
             state.exit_code = 255 if code is None else code
             state.oom_killed, state.pid, state.finished_at = oom, 0, rfc3339()
+            state.paused = False  # a frozen cgroup's processes can still be killed
             if code is None and not state.error:
                 state.error = "the container's exit status was lost (engine or node restarted)"
             state.exits += 1
@@ -476,6 +500,9 @@ class Lifecycle:
         self._emit(container, "kill", signal=str(sig))
         with contextlib.suppress(Conflict):
             self._signal(container, sig)
+        if container.state.paused:  # frozen, it would never see the signal: thaw it, as dockerd does
+            with contextlib.suppress(EngineError):
+                self._thaw(container)
         if not self._wait_exit(container, run, None if timeout < 0 else min(timeout, threading.TIMEOUT_MAX)):
             self._emit(container, "kill", signal=str(int(signal.SIGKILL)))
             with contextlib.suppress(Conflict):
@@ -545,6 +572,8 @@ class Lifecycle:
                 self._remove_anonymous_volumes(container)
             self.store.drop(container.id)
             rmtree(bundle)
+            if self.networks is not None:
+                self.networks.forget(container.id)
         with self.store.lock:
             self._op_locks.pop(container.id, None)
         self.restarts.forget(container.id)
@@ -559,6 +588,50 @@ class Lifecycle:
                 if m.type == "volume" and m.anonymous and self.volumes.exists(m.source):
                     with contextlib.suppress(EngineError):
                         self.volumes.remove(m.source, mountplan.users_of(m.source, others))
+
+    # pause, unpause, rename --------------------------------------------------------------
+    def pause(self, ref: str) -> None:
+        """Freeze the container's cgroup (cgroup v2 freezer); it stays running, and paused."""
+        container = self.store.get(ref)
+        with self._op(container.id):
+            if not container.running:
+                raise Conflict(f"Container {container.id} is not running")
+            if container.state.paused:
+                raise Conflict(f"Container {container.id} is already paused")
+            self.cgroups.freeze(container.id, True)
+            with self.store.lock:
+                container.state.paused = True
+                self.store.save(container)
+        self.events.emit("container", "pause", container.id, name=container.name, image=container.spec.image)
+
+    def unpause(self, ref: str) -> None:
+        container = self.store.get(ref)
+        with self._op(container.id):
+            if not container.state.paused:
+                raise Conflict(f"Container {container.id} is not paused")
+            self._thaw(container)
+
+    def _thaw(self, container: Container) -> None:
+        """Unfreeze without the operation lock, so stop() may call it from anywhere."""
+        self.cgroups.freeze(container.id, False)
+        with self.store.lock:
+            container.state.paused = False
+            self.store.save(container)
+        self.events.emit("container", "unpause", container.id, name=container.name, image=container.spec.image)
+
+    def rename(self, ref: str, new_name: str) -> None:
+        """New name in the record and, for running containers, in every /etc/hosts."""
+        container = self.store.get(ref)
+        old = container.name
+        if new_name == old:
+            raise BadParameter("Renaming a container with the same name as its current name")
+        with self.store.lock:
+            self.store.check_name(new_name)
+            container.name = new_name
+            self.store.save(container)
+        self.refresh_network()
+        self.events.emit("container", "rename", container.id, name=new_name, image=container.spec.image,
+                         oldName=f"/{old}")
 
     def ports_of(self, container: Container) -> list[PortBinding]:
         return container.spec.ports

@@ -185,6 +185,9 @@ class _Unpack:
 
     def __init__(self, root: int, dest: Path, whiteouts: Whiteouts | None, devices: bool,
                  limits: Limits) -> None:
+        self.holds = "a build context"  # named when a device node or FIFO is refused
+        self.what = "the layer"  # what the archive is called in the errors about it as a whole
+        self.keep_kinds = False  # docker cp's noOverwriteDirNonDir: no dir replaced by a non-dir, or back
         self.root = root
         self.dest = dest
         self.whiteouts = whiteouts  # None: `.wh.` names are plain files (a build context)
@@ -263,6 +266,8 @@ class _Unpack:
             existing = None
         if existing is None or not stat.S_ISDIR(existing.st_mode):
             if existing is not None:
+                if self.keep_kinds:
+                    raise BadParameter(f"cannot overwrite non-directory {rel!r} with directory {member.name!r}")
                 remove_at(parent, base)
             os.mkdir(base, 0o700, dir_fd=parent)  # its own mode comes in the replay
         with opened(open_beneath(parent, base, DIR_FLAGS)) as fd:
@@ -271,6 +276,13 @@ class _Unpack:
         self.dirs[rel] = (self._meta(member), (st.st_dev, st.st_ino))
 
     def _nondir(self, tar: tarfile.TarFile, parent: int, base: str, member: tarfile.TarInfo) -> None:
+        if self.keep_kinds:
+            try:
+                existing = os.stat(base, dir_fd=parent, follow_symlinks=False)
+            except FileNotFoundError:
+                existing = None
+            if existing is not None and stat.S_ISDIR(existing.st_mode):
+                raise BadParameter(f"cannot overwrite directory {base!r} with non-directory {member.name!r}")
         remove_at(parent, base)
         meta = self._meta(member)
         if member.isreg():
@@ -286,7 +298,7 @@ class _Unpack:
 
     def _file(self, tar: tarfile.TarFile, parent: int, base: str, member: tarfile.TarInfo, meta: _Meta) -> None:
         if self.written + member.size > self.budget:
-            raise BadParameter(f"layer member {member.name!r}: the layer unpacks to more than "
+            raise BadParameter(f"layer member {member.name!r}: {self.what} unpacks to more than "
                                f"{self.budget} bytes (64 GiB, or the node's free disk less 5%)")
         self.written += member.size
         fd = open_beneath(parent, base, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -344,7 +356,7 @@ class _Unpack:
     def _special(self, parent: int, base: str, member: tarfile.TarInfo, meta: _Meta) -> None:
         if not self.devices:
             kind = "a FIFO" if member.isfifo() else "a device node"
-            raise BadParameter(f"{member.name!r} is {kind}: a build context holds files, directories "
+            raise BadParameter(f"{member.name!r} is {kind}: {self.holds} holds files, directories "
                                "and symlinks only")
         if member.isfifo():
             os.mkfifo(base, 0o600, dir_fd=parent)
@@ -411,29 +423,49 @@ def unpack_context(stream: Readable, dest: Path, limits: Limits | None = None) -
     _unpack(stream, dest, None, False, limits or DEFAULT_LIMITS)
 
 
+def unpack_upload(stream: Readable, dirfd: int, label: Path, *, owner: tuple[int, int] | None = None,
+                  keep_kinds: bool = False, limits: Limits | None = None) -> None:
+    """Unpack a `docker cp` upload beneath the open directory dirfd (resolved by the caller).
+
+    As a build context: `.wh.` names are plain files (Docker's copy applies no whiteouts), and
+    device nodes and FIFOs are refused. owner, when given, replaces every member's uid:gid
+    (copyUIDGID); keep_kinds refuses replacing a directory by a non-directory and back
+    (noOverwriteDirNonDir). label is the logical place, for messages only.
+    """
+    job = _Unpack(dirfd, label, None, False, limits or DEFAULT_LIMITS)
+    job.holds, job.what, job.keep_kinds = "an archive sent to a container", "the archive", keep_kinds
+    _run(stream, job, owner)
+
+
 def _unpack(stream: Readable, dest: Path, whiteouts: Whiteouts | None, devices: bool, limits: Limits) -> None:
     with open_tree(dest) as root:
-        job = _Unpack(root, dest, whiteouts, devices, limits)
-        try:
-            # ignore: typeshed asks any fileobj for seek/tell/write, which stream mode never calls
-            tar: tarfile.TarFile = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115
-                fileobj=stream, mode="r|", tarinfo=bounded_tarinfo(limits))
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            raise BadParameter(f"the layer is not a valid tar archive: {exc}") from None
-        with tar:
-            count = 0
-            while True:
-                member = next_member(tar, "the layer is not a valid tar archive")
-                if member is None:
-                    break
-                # stream mode keeps every member it read; none is looked up again
-                # (ignore: TarFile.members is undocumented, so typeshed leaves it out)
-                tar.members.clear()  # type: ignore[attr-defined]
-                count += 1
-                if count > limits.members:
-                    raise BadParameter(f"the layer holds more than {limits.members} members")
-                try:
-                    job.member(tar, member)
-                except OSError as exc:
-                    raise _explain(member, exc) from None
-        job.replay()
+        _run(stream, _Unpack(root, dest, whiteouts, devices, limits), None)
+
+
+def _run(stream: Readable, job: _Unpack, owner: tuple[int, int] | None) -> None:
+    limits = job.limits
+    try:
+        # ignore: typeshed asks any fileobj for seek/tell/write, which stream mode never calls
+        tar: tarfile.TarFile = tarfile.open(  # type: ignore[call-overload]  # noqa: SIM115
+            fileobj=stream, mode="r|", tarinfo=bounded_tarinfo(limits))
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise BadParameter(f"{job.what} is not a valid tar archive: {exc}") from None
+    with tar:
+        count = 0
+        while True:
+            member = next_member(tar, f"{job.what} is not a valid tar archive")
+            if member is None:
+                break
+            # stream mode keeps every member it read; none is looked up again
+            # (ignore: TarFile.members is undocumented, so typeshed leaves it out)
+            tar.members.clear()  # type: ignore[attr-defined]
+            count += 1
+            if count > limits.members:
+                raise BadParameter(f"{job.what} holds more than {limits.members} members")
+            if owner is not None:
+                member.uid, member.gid = owner
+            try:
+                job.member(tar, member)
+            except OSError as exc:
+                raise _explain(member, exc) from None
+    job.replay()

@@ -11,12 +11,18 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 from pathlib import Path
 
+from ..errors import EngineError
 from ..fsutil import rmtree
 
 log = logging.getLogger(__name__)
 CONTROLLERS = ("cpu", "memory", "pids")
+FREEZE_TIMEOUT = 10.0  # seconds for cgroup.events to say the freeze (or thaw) is done
+FREEZE_CHECK = 0.01
+MAX_CGROUP_FILE = 1 << 20
+MAX_PIDS = 1 << 16  # processes listed by top, at most  # a cgroup or proc file read whole: bounded all the same
 
 
 class Cgroups:
@@ -82,6 +88,71 @@ class Cgroups:
         counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
         return int(counts.get("oom_kill", "0")) > 0
 
+    def container_dir(self, cid: str) -> Path:
+        """The container's own cgroup (crun's `ctr`): its processes, limits and figures."""
+        return self.base / cid / "ctr"
+
+    def read(self, cid: str, name: str) -> str | None:
+        """One interface file of the container's cgroup (cpu.stat, memory.stat...); None if absent."""
+        return read_small(self.container_dir(cid) / name)
+
+    def procs(self, cid: str) -> list[int]:
+        """The pids in the container's cgroup and the groups below it (a container may make its
+        own, cgroupns being private), sorted: its init, children and execs."""
+        pids: set[int] = set()
+        groups = [self.container_dir(cid)]
+        while groups and len(pids) < MAX_PIDS:
+            group = groups.pop()
+            text = read_small(group / "cgroup.procs") or ""
+            pids.update(int(word) for word in text.split() if word.isdigit())
+            try:
+                groups += [Path(e.path) for e in os.scandir(group) if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue
+        return sorted(pids)
+
+    def freeze(self, cid: str, frozen: bool, timeout: float = FREEZE_TIMEOUT) -> None:
+        """cgroup v2 freezer: write cgroup.freeze, then wait for cgroup.events to say `frozen N`.
+
+        The write only asks; the kernel reports the end of the transition in cgroup.events,
+        and Docker's pause returns only once every task is frozen.
+        """
+        group, want = self.container_dir(cid), "1" if frozen else "0"
+        try:
+            with open(group / "cgroup.freeze", "w") as handle:
+                handle.write(want)
+        except OSError as exc:
+            raise EngineError(f"cannot {'freeze' if frozen else 'thaw'} the container's cgroup: {exc}") from None
+        deadline = time.monotonic() + timeout
+        while keyed(read_small(group / "cgroup.events") or "").get("frozen") != int(want):
+            if time.monotonic() > deadline:
+                raise EngineError(f"the container's cgroup did not {'freeze' if frozen else 'thaw'} "
+                                  f"within {timeout:g} s")
+            time.sleep(FREEZE_CHECK)
+
+    def set_limits(self, cid: str, memory: int, cpu: tuple[int, int], pids: int) -> None:
+        """Apply limits to a running container's cgroup (docker update), as crun would at start.
+
+        memory: bytes (0 = leave as is); cpu: (quota, period) in microseconds ((0, 0) = no quota);
+        pids: a count (0 = unlimited). No swap, as at create: memory.swap.max stays 0.
+        """
+        group = self.container_dir(cid)
+        writes: list[tuple[str, str]] = []
+        if memory:
+            writes += [("memory.max", str(memory)), ("memory.swap.max", "0")]
+        quota, period = cpu
+        writes.append(("cpu.max", f"{quota} {period}" if quota else f"max {period or 100000}"))
+        writes.append(("pids.max", str(pids) if pids > 0 else "max"))
+        mounted = (self.fs_root / "cgroup.controllers").exists()  # not in tests: plain directories
+        for name, value in writes:
+            if name == "memory.swap.max" and mounted and not (group / name).exists():
+                continue  # a kernel without swap accounting has no swap to limit
+            try:
+                with open(group / name, "w") as handle:
+                    handle.write(value)
+            except OSError as exc:
+                raise EngineError(f"cannot update {name} of the container: {exc}") from None
+
     def remove(self, cid: str) -> None:
         """rmdir leaf-first; a cgroup with live processes stays (and is logged)."""
         parent = self.base / cid
@@ -112,3 +183,22 @@ def mount_options(mount_point: Path, mountinfo: Path = Path("/proc/self/mountinf
         if len(rest) >= 3 and rest[0] == "cgroup2":
             return set(rest[2].split(","))
     return None
+
+
+def read_small(path: Path) -> str | None:
+    """A kernel interface file, read whole (they are small; the read is bounded anyway)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(MAX_CGROUP_FILE).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def keyed(text: str) -> dict[str, int]:
+    """`key value` lines (cpu.stat, memory.stat, cgroup.events) as integers; others skipped."""
+    values: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            values[parts[0]] = int(parts[1])
+    return values

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 
+CGROUP_ROOT = ""  # set by the generated crun script: run writes the process's pid in its cgroup.procs
+
 
 def main(args: list[str]) -> int:
     root = log = ""
@@ -46,6 +48,12 @@ def main(args: list[str]) -> int:
         proc = subprocess.Popen(argv, env=env, cwd=os.path.join(bundle, "upper"))
         with open(state, "w") as handle:
             handle.write(str(proc.pid))
+        cgroups_path = config.get("linux", {}).get("cgroupsPath", "")
+        if CGROUP_ROOT and cgroups_path:
+            group = os.path.join(CGROUP_ROOT, cgroups_path.lstrip("/"))
+            os.makedirs(group, exist_ok=True)
+            with open(os.path.join(group, "cgroup.procs"), "w") as handle:
+                handle.write(f"{proc.pid}\n")
         with open(opts["--pid-file"][0], "w") as handle:
             handle.write(str(proc.pid))
         signal.signal(signal.SIGTERM, lambda s, f: proc.send_signal(s))

@@ -203,7 +203,7 @@ def test_an_unknown_field_left_empty_is_accepted(value: Any) -> None:
 @pytest.mark.parametrize("networking, field", [
     ({"EndpointsConfig": {"default": {"Aliases": ["web"]}}}, "Aliases"),
     ({"EndpointsConfig": {"default": {"IPAMConfig": {"IPv4Address": "172.31.0.9"}}}}, "IPAMConfig"),
-    ({"EndpointsConfig": {"elsewhere": {}}}, "elsewhere"),
+    ({"EndpointsConfig": {"elsewhere": {"Links": ["a:b"]}}}, "Links"),  # a user network: no links
     ({"Other": 1}, "NetworkingConfig"),
 ])
 def test_endpoint_settings_are_refused(networking: dict[str, Any], field: str) -> None:
