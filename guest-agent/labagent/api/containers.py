@@ -27,7 +27,8 @@ def list_containers(engine: EngineInterface, req: Request) -> Response:
     match, stopped_too = listing.build(engine, req.arg("filters"))
     limit = req.int_arg("limit")
     everything = req.flag("all") or stopped_too or (limit or 0) > 0
-    items = [c for c in (engine.containers.all() if everything else engine.containers.running()) if match(c)]
+    shown = [c for c in engine.containers.all() if everything or c.running or c.state.status == "restarting"]
+    items = [c for c in shown if match(c)]  # a container waiting to restart is listed as dockerd lists it
     if limit is not None and limit > 0:
         items = items[:limit]
     summaries = [views.container_summary(c, engine.networks.settings_of(c)) for c in items]

@@ -258,6 +258,23 @@ def answers(engine: EngineProcess) -> bool:
         probe.close()
 
 
+def test_docker_py_lists_a_container_waiting_to_restart(eng: EngineProcess) -> None:
+    sdk = docker.DockerClient(base_url=eng.host, timeout=15)
+    ctr = sdk.containers.run("busybox", ["sh", "-c", "exit 1"], detach=True, restart_policy={"Name": "always"})
+    seen: dict[str, str] = {}
+
+    def restarting() -> bool:
+        seen.update({c["Id"]: c["Status"] for c in sdk.api.containers()})
+        return seen.get(ctr.id, "").startswith("Restarting (1)")
+
+    assert until(restarting, WAIT, 0.02)  # the back-off doubles each time: it soon waits long enough
+    assert [c["Id"] for c in sdk.api.containers(filters={"status": "restarting"})] == [ctr.id]
+    ctr.stop()
+    assert ctr.id not in [c["Id"] for c in sdk.api.containers()]
+    ctr.remove()
+    sdk.close()
+
+
 def test_docker_py_always_container_comes_back_after_a_reboot(eng: EngineProcess, tmp_path) -> None:
     sdk = docker.DockerClient(base_url=eng.host, timeout=15)
     back = sdk.containers.run("busybox", ["sleep", "60"], detach=True, name="back",
