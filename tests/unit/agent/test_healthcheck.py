@@ -118,6 +118,22 @@ def test_a_probe_that_outlives_its_timeout_is_killed(engine: Engine) -> None:
     engine.lifecycle.remove("slow", force=True)
 
 
+def test_a_readopted_container_is_probed_again(tmp_path, seams) -> None:
+    first = Engine(tmp_path / "root", seams)
+    first.startup()
+    hc = Healthcheck(["CMD", "true"], 50 * MS, 2000 * MS, 0, 1)
+    c = first.lifecycle.create("kept", CreateSpec("busybox", "", cmd=["sleep", "30"], healthcheck=hc))
+    first.lifecycle.start("kept")
+    first.shutdown()  # the engine goes; the container and its record stay
+    c.state.health, c.state.health_log = "starting", []
+    first.containers.save(c)
+    second = Engine(tmp_path / "root", seams)
+    second.adopt()
+    again = second.containers.get("kept")
+    assert settle(second, lambda: again.state.health == "healthy")
+    second.lifecycle.remove("kept", force=True)
+
+
 # docker-py against the real server ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:

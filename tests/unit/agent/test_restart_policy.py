@@ -196,20 +196,24 @@ def test_policies_survive_an_engine_restart(tmp_path, seams) -> None:
     first.startup()
     kinds = {"always-stopped": "always", "unless-stopped-stopped": "unless-stopped",
              "unless-stopped-rebooted": "unless-stopped", "on-failure-rebooted": "on-failure",
-             "no-rebooted": "no", "always-never-started": "always"}
+             "no-rebooted": "no", "always-never-started": "always", "on-failure-waiting": "on-failure"}
     made = {name: make(first, name, "sleep 30", RestartPolicy(policy)) for name, policy in kinds.items()}
     for name in ("always-stopped", "unless-stopped-stopped"):
         first.lifecycle.start(name)
         first.lifecycle.stop(name, 5)
     for name in ("unless-stopped-rebooted", "on-failure-rebooted", "no-rebooted"):
         pretend_node_rebooted(first, made[name])
+    waiting = made["on-failure-waiting"]  # the engine went away during its back-off
+    waiting.state.status, waiting.state.restarting, waiting.state.exit_code = "restarting", True, 1
+    first.containers.save(waiting)
     second = Engine(tmp_path / "root", seams)
     second.startup()
     get = second.containers.get
 
     def settled() -> bool:
         return all(get(n).running and get(n).state.pid
-                   for n in ("always-stopped", "unless-stopped-rebooted", "on-failure-rebooted"))
+                   for n in ("always-stopped", "unless-stopped-rebooted", "on-failure-rebooted",
+                             "on-failure-waiting"))
 
     assert until(settled, WAIT, 0.05)  # polled: the pid is recorded without a notification
     assert get("unless-stopped-stopped").state.status == "exited"
