@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
+from ..containers import health
 from ..containers.model import Container, MountSpec
 from ..fsutil import parse_rfc3339
 from ..images.store import Image
@@ -41,7 +42,13 @@ def status_text(c: Container) -> str:
     now = time.time()
     if c.running:
         up = f"Up {human_duration(now - parse_rfc3339(c.state.started_at))}"
-        return f"{up} (Paused)" if c.state.paused else up
+        if c.state.paused:
+            return f"{up} (Paused)"
+        shown = {"starting": "health: starting"}.get(c.state.health, c.state.health)
+        return f"{up} ({shown})" if shown else up
+    if c.state.status == "restarting":
+        ago = human_duration(now - parse_rfc3339(c.state.finished_at))
+        return f"Restarting ({c.state.exit_code}) {ago} ago"
     if c.state.status == "exited":
         ago = human_duration(now - parse_rfc3339(c.state.finished_at))
         return f"Exited ({c.state.exit_code}) {ago} ago"
@@ -95,6 +102,14 @@ def container_summary(c: Container, networks: dict[str, Any] | None = None) -> d
         "NetworkSettings": {"Networks": _networks(c, networks)},
         "Mounts": mount_views(c),
     }
+
+
+def health_state(c: Container) -> dict[str, Any] | None:
+    """State.Health, present once the container has a healthcheck and has run with it."""
+    s = c.state
+    if not s.health:
+        return None
+    return {"Status": s.health, "FailingStreak": s.failing_streak, "Log": list(s.health_log)}
 
 
 def _mount_view(m: MountSpec, data_dir: Callable[[str], Path] | None) -> dict[str, Any]:
@@ -158,24 +173,24 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
     argv = spec.argv or [*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])]
     return {
         "Id": c.id, "Created": c.created, "Path": argv[0] if argv else "", "Args": argv[1:],
-        "State": {"Status": shown_status(c), "Running": c.running, "Paused": c.running and s.paused,
-                  "Restarting": False,
+        "State": {"Status": shown_status(c), "Running": c.running or s.status == "restarting",
+                  "Paused": c.running and s.paused, "Restarting": s.status == "restarting",
                   "OOMKilled": s.oom_killed, "Dead": s.status == "dead", "Pid": s.pid,
                   "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at,
-                  "FinishedAt": s.finished_at},
+                  "FinishedAt": s.finished_at, **({"Health": health_state(c)} if s.health else {})},
         "Image": spec.image_id, "ResolvConfPath": f"{bundle}/resolv.conf",
         "HostnamePath": f"{bundle}/hostname", "HostsPath": f"{bundle}/hosts",
-        "LogPath": f"{bundle}/container-json.log", "Name": f"/{c.name}", "RestartCount": 0,
+        "LogPath": f"{bundle}/container-json.log", "Name": f"/{c.name}", "RestartCount": s.restart_count,
         "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
         "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": {
             "NetworkMode": spec.network_mode, "AutoRemove": spec.auto_remove, "PidMode": spec.pid_mode,
+            "RestartPolicy": {"Name": spec.restart.name, "MaximumRetryCount": spec.restart.max_retries},
             "PortBindings": {p.key: [{"HostIp": p.host_ip, "HostPort": str(p.host_port)}]
                              for p in spec.ports},
             "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,
             "CpuQuota": lim.cpu_quota, "CpuPeriod": lim.cpu_period, "PidsLimit": lim.pids or None,
             "CpuShares": 0,
-            "RestartPolicy": {"Name": spec.restart.name, "MaximumRetryCount": spec.restart.max_retries},
             "Privileged": False, "ReadonlyRootfs": spec.readonly_rootfs, "SecurityOpt": spec.security_opt or None,
             "CapAdd": spec.cap_add or None, "CapDrop": spec.cap_drop or None, "OomScoreAdj": spec.oom_score_adj,
             "CgroupnsMode": "private",
@@ -195,6 +210,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
             "Volumes": {m.target: {} for m in spec.mounts if m.origin == "volumes"} or None,
             "Entrypoint": spec.entrypoint or cfg.get("Entrypoint"), "Labels": spec.labels,
             "ExposedPorts": {key: {} for key in {*spec.exposed, *(p.key for p in spec.ports)}},
+            **_stop_and_health(c, image_config),
         },
         "NetworkSettings": {
             "Bridge": "labbr0", "SandboxID": c.id if c.network.ip else "", "SandboxKey": "",
@@ -203,6 +219,19 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
             "Networks": {k: v for k, v in _networks(c, networks).items() if k != "none"},
         },
     }
+
+
+def _stop_and_health(c: Container, image_config: dict[str, Any]) -> dict[str, Any]:
+    """Config's StopSignal, StopTimeout (only when given, as dockerd shows them) and Healthcheck."""
+    shown: dict[str, Any] = {}
+    if c.spec.stop_signal:
+        shown["StopSignal"] = c.spec.stop_signal
+    if c.spec.stop_timeout is not None:
+        shown["StopTimeout"] = c.spec.stop_timeout
+    check = health.to_api(health.effective(c.spec.healthcheck, health.from_image(image_config)))
+    if check is not None:
+        shown["Healthcheck"] = check
+    return shown
 
 
 def image_summary(image: Image, containers: int, tags: list[str] | None = None) -> dict[str, Any]:

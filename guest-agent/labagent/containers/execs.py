@@ -262,6 +262,10 @@ class Execs:
         for name in _EMIT_PARAMETERS:
             attributes.pop(name, None)
         self.events.emit("container", action, session.container_id, **attributes)
+    def forget(self, exec_id: str) -> None:
+        """Drop one finished session (the engine's own probes, which no client asks about)."""
+        with self._lock:
+            self._sessions.pop(exec_id, None)
 
     def forget_container(self, cid: str) -> None:
         with self._lock:
