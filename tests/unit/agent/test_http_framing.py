@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -140,6 +141,25 @@ def running(api: docker.APIClient, name: str, cmd: list[str]) -> str:
     cid = api.create_container("busybox", cmd, name=name)["Id"]
     api.start(cid)
     return str(cid)
+
+
+def finishes(work: Callable[[], None], limit: float = 120.0) -> None:
+    """Run WORK, failing (not hanging) if it never ends: docker-py reads a hijacked stream with
+    no timeout, so a stream whose end never comes would otherwise hang the suite."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # re-raised in the test's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    assert not thread.is_alive(), f"still waiting after {limit:g} s: a stream's end never came"
+    if failure:
+        raise failure[0]
 
 
 # persistent connections ---------------------------------------------------------------
@@ -297,6 +317,10 @@ def test_unread_input_after_a_close_is_no_reset(eng: EngineProcess) -> None:
 # docker-py's pool -----------------------------------------------------------------------
 def test_docker_py_sequence_on_one_kept_alive_client(api: docker.APIClient, eng: EngineProcess) -> None:
     """run detach, exec_run, stop, wait, remove; then more on the same client, then a fresh one."""
+    finishes(lambda: sequence(eng))
+
+
+def sequence(eng: EngineProcess) -> None:
     client = docker.DockerClient(base_url=eng.host, version="1.43", timeout=20)
     for round in range(3):
         ctr = client.containers.run("busybox", ["sleep", "30"], detach=True, name=f"seq{round}")
