@@ -90,7 +90,7 @@ def bridge(local: socket.socket, channel: Channel, where: str = "the node") -> N
             while data := local.recv(CHUNK):
                 _send_all(channel.send, data)
             channel.shutdown_write()  # the client half-closed: tell the engine, keep reading
-        except OSError:
+        except Exception:  # OSError from the client; EOFError, SSHException from a dropped connection
             with contextlib.suppress(Exception):
                 channel.close()
 
@@ -101,8 +101,8 @@ def bridge(local: socket.socket, channel: Channel, where: str = "the node") -> N
         while data := channel.recv(CHUNK):
             answered = True
             local.sendall(data)
-    except OSError as error:
-        failure = f": {error}"
+    except Exception as error:  # the client went away, or the SSH connection dropped
+        failure = f": {type(error).__name__}: {error}"
     try:
         if not answered:
             local.sendall(bad_gateway(f"no answer from the engine on {where}: the SSH bridge to its socket "

@@ -3,6 +3,11 @@
 One thread per connection (ThreadingUnixStreamServer); a client that vanishes mid-stream
 only ends its own thread. Requests are read within limits.Limits: bounded heads and bodies
 (wire.py), timeouts on a client that stalls (timedio.py), a cap on connections.
+
+Connections persist (HTTP/1.1, or HTTP/1.0 with keep-alive) and pipelined requests are
+answered in order; each reply says `Connection: close` when the server will close after it,
+and a close is a half-close, then a short drain of the client's input, so the client reads
+an end of file and never a reset (see Server.shutdown_request).
 """
 
 from __future__ import annotations
@@ -360,7 +365,9 @@ class Handler(BaseHTTPRequestHandler):
         """Serve one request. Whether the connection stays is settled before the reply is
         sent, so the reply says it (a client told nothing reuses the connection)."""
         request, response = self.server.dispatch(self)
-        if request is None or request.hijacked or not request.finish_body(self.server.limits.max_json_body):
+        if request is None or request.hijacked or self.close_connection:
+            self.close_connection = True  # what is left of the body is drained at the close
+        elif not request.finish_body(self.server.limits.max_json_body):
             self.close_connection = True
         if response is not None and (request is None or not request.streamed):
             self.send(response)
