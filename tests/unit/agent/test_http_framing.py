@@ -274,6 +274,17 @@ def test_chunked_replies_keep_the_connection(api: docker.APIClient, conn: Conn) 
     assert conn.reply().body == b"OK"
 
 
+def test_a_streamed_reply_pipelined_between_requests(api: docker.APIClient, conn: Conn) -> None:
+    cid = running(api, "piped-wait", ["sh", "-c", "sleep 0.3; exit 6"])
+    conn.send(request("GET", "/_ping") + request("POST", f"/containers/{cid}/wait", b"")
+              + request("GET", f"/containers/{cid}/json") + request("GET", "/_ping", None, "Connection: close"))
+    ping, waited, inspected, last = (conn.reply() for _ in range(4))
+    assert ping.body == b"OK" and json.loads(waited.body)["StatusCode"] == 6
+    assert json.loads(inspected.body)["State"]["ExitCode"] == 6
+    assert last.body == b"OK" and last.headers["connection"].lower() == "close"
+    assert conn.at_eof()
+
+
 # hijacked streams ---------------------------------------------------------------------
 @pytest.mark.parametrize("upgrade", [True, False], ids=["upgrade", "plain"])
 def test_exec_start_hijack_ends_with_eof(api: docker.APIClient, eng: EngineProcess, upgrade: bool) -> None:
