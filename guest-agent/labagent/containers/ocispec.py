@@ -29,6 +29,8 @@ def resources(limits: Limits) -> dict[str, Any]:
     quota, period = cpu_quota(limits)
     if quota:
         res["cpu"] = {"quota": quota, "period": period}
+    if limits.cpu_shares:  # Docker's shares as is: crun writes cpu.weight = shares_to_weight(shares)
+        res.setdefault("cpu", {})["shares"] = limits.cpu_shares
     if limits.pids > 0:
         res["pids"] = {"limit": limits.pids}
     return res
