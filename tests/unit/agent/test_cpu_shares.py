@@ -104,6 +104,14 @@ def test_update_writes_cpu_weight_live_and_records_the_shares(sdk, eng: EnginePr
     assert (host["CpuShares"], host["Memory"]) == (1024, 128 << 20)
 
 
+def test_the_smallest_shares_as_docker_py_s_model_test_uses_them(sdk, eng: EngineProcess) -> None:
+    ctr = sdk.containers.run("busybox", ["sleep", "60"], detach=True, cpu_shares=2)
+    assert ctr.attrs["HostConfig"]["CpuShares"] == 2
+    ctr.update(cpu_shares=3)
+    ctr.reload()
+    assert ctr.attrs["HostConfig"]["CpuShares"] == 3 and weight_file(eng, ctr.id).read_text() == "1"
+
+
 @pytest.mark.parametrize("value", [1, 262145, -1, "9"])
 def test_update_refuses_shares_out_of_range_and_applies_nothing(sdk, eng: EngineProcess, value: Any) -> None:
     ctr = sdk.containers.run("busybox", ["sleep", "60"], detach=True, cpu_shares=512)

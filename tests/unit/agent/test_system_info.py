@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from labagent import nodefacts
-from labagent.api import system, views
+from labagent.api import diskusage, listing, system, views
 from labagent.containers.model import Container, ContainerState, CreateSpec
 from labagent.nodefacts import CgroupSupport, read_facts
 
@@ -214,6 +214,27 @@ def test_docker_py_df_measures_layers_containers_and_volumes(sdk, eng: EnginePro
     assert volumes["dfidle"]["UsageData"] == {"Size": 0, "RefCount": 0}
     assert volumes["dfvol"]["Mountpoint"] == vol.attrs["Mountpoint"]
     assert df["BuildCache"] == []
+
+
+def test_df_follows_no_link_out_of_a_volume_and_walks_a_bounded_tree(sdk, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    outside = tmp_path / "big"
+    outside.write_bytes(b"o" * (1 << 20))
+    vol = sdk.volumes.create("linky")
+    data = Path(vol.attrs["Mountpoint"])
+    (data / "link").symlink_to(outside)
+    (data / "dirlink").symlink_to(tmp_path)
+    (data / "own").write_bytes(b"i" * 10)
+    [seen] = [v for v in sdk.df()["Volumes"] if v["Name"] == "linky"]
+    assert seen["UsageData"]["Size"] == 10
+    many = tmp_path / "many"
+    many.mkdir()
+    for n in range(50):
+        (many / f"f{n}").write_bytes(b"z" * 100)
+    assert diskusage.LayerSizes().size(many) == 5000
+    monkeypatch.setattr(listing, "MAX_WALK", 10)
+    assert diskusage.LayerSizes().size(many) == 1000  # counting stops at the bound
+    assert diskusage.LayerSizes().size(tmp_path / "absent") == 0
 
 
 def test_df_types_and_a_bad_type(sdk) -> None:
