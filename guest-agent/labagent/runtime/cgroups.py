@@ -173,9 +173,9 @@ class Cgroups:
 
 
 def shares_to_weight(shares: int) -> int:
-    """cgroup v1 cpu.shares [2, 262144] to cgroup v2 cpu.weight [1, 10000], linearly: the
-    conversion crun applies to linux.resources.cpu.shares at start (crun(1), "CGROUP v2"),
-    so a live update gives the same weight a restart would."""
+    """cgroup v1 cpu.shares [2, 262144] to cgroup v2 cpu.weight [1, 10000], linearly, as runc
+    and crun (up to 1.22; crun(1), "CGROUP v2") convert them. The engine writes the weight
+    itself, at start (config.json's `unified`) and on update, so both give the same one."""
     shares = min(max(shares, MIN_SHARES), MAX_SHARES)
     return 1 + (shares - MIN_SHARES) * 9999 // (MAX_SHARES - MIN_SHARES)
 

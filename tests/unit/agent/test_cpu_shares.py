@@ -1,5 +1,5 @@
-"""HostConfig.CpuShares: kept as Docker's shares in config.json (crun turns them into cpu.weight
-at start), written as cpu.weight by a live update, shown in inspect, refused out of range."""
+"""HostConfig.CpuShares: cpu.weight by one formula, in config.json's `unified` for the start and
+written live by an update; shown in inspect as the shares given; refused out of range."""
 
 from __future__ import annotations
 
@@ -37,9 +37,10 @@ def host(**fields: Any) -> dict[str, Any]:
 def test_create_keeps_the_shares_for_crun_to_convert() -> None:
     spec = spec_from_body(host(CpuShares=512, NanoCpus=500_000_000))
     assert spec.limits.cpu_shares == 512
-    cpu = ocispec.resources(spec.limits)["cpu"]
-    assert cpu == {"quota": 50000, "period": 100000, "shares": 512}  # not 20: crun converts once
-    assert "cpu" not in ocispec.resources(spec_from_body(host(CpuShares=0)).limits)
+    res = ocispec.resources(spec.limits)
+    assert res["cpu"] == {"quota": 50000, "period": 100000}  # no cpu.shares for crun to convert again
+    assert res["unified"] == {"cpu.weight": "20"}
+    assert "unified" not in ocispec.resources(spec_from_body(host(CpuShares=0)).limits)
 
 
 @pytest.mark.parametrize("value", [1, 262145, -5, "512", 1.5, True, 1 << 64])
@@ -88,7 +89,7 @@ def test_docker_py_cpu_shares_reach_config_json_and_inspect(sdk, eng: EngineProc
                                    host_config=sdk.api.create_host_config(cpu_shares=512))
     sdk.api.start(ctr)
     assert sdk.api.inspect_container(ctr)["HostConfig"]["CpuShares"] == 512
-    assert config_json(eng, ctr["Id"])["linux"]["resources"]["cpu"] == {"shares": 512}
+    assert config_json(eng, ctr["Id"])["linux"]["resources"]["unified"] == {"cpu.weight": "20"}
     plain = sdk.containers.run("busybox", ["sleep", "60"], detach=True)
     assert plain.attrs["HostConfig"]["CpuShares"] == 0
 
@@ -98,7 +99,7 @@ def test_update_writes_cpu_weight_live_and_records_the_shares(sdk, eng: EnginePr
     ctr.update(cpu_shares=1024)
     assert weight_file(eng, ctr.id).read_text() == "39"
     assert sdk.api.inspect_container(ctr.id)["HostConfig"]["CpuShares"] == 1024
-    assert config_json(eng, ctr.id)["linux"]["resources"]["cpu"] == {"shares": 1024}  # for the next start
+    assert config_json(eng, ctr.id)["linux"]["resources"]["unified"] == {"cpu.weight": "39"}  # next start
     ctr.update(mem_limit=128 << 20)  # CpuShares 0 in the body: the shares stay
     host = sdk.api.inspect_container(ctr.id)["HostConfig"]
     assert (host["CpuShares"], host["Memory"]) == (1024, 128 << 20)
@@ -126,7 +127,7 @@ def test_update_of_a_stopped_container_applies_at_its_next_start(sdk, eng: Engin
     ctr.update(cpu_shares=256)
     assert not weight_file(eng, ctr.id).exists()
     ctr.start()
-    assert config_json(eng, ctr.id)["linux"]["resources"]["cpu"] == {"shares": 256}
+    assert config_json(eng, ctr.id)["linux"]["resources"]["unified"] == {"cpu.weight": "10"}
 
 
 @pytest.mark.skipif(DOCKER is None, reason="docker CLI missing")
