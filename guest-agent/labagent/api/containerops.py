@@ -22,9 +22,9 @@ STATS_INTERVAL = 1.0  # seconds between streamed samples, as dockerd
 RESTART_NAMES = ("no", "on-failure", "always", "unless-stopped")
 # Resources fields of an update body this engine applies; the others only at their zero value
 # (the docker CLI sends every field of Resources, zero when its flag was not given).
-APPLIED = frozenset({"Memory", "MemorySwap", "NanoCpus", "CpuQuota", "CpuPeriod", "PidsLimit"})
+APPLIED = frozenset({"Memory", "MemorySwap", "NanoCpus", "CpuQuota", "CpuPeriod", "PidsLimit", "CpuShares"})
 ZERO_ONLY = frozenset({
-    "CpuShares", "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps",
+    "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps",
     "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod",
     "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Devices", "DeviceCgroupRules", "DeviceRequests",
     "KernelMemory", "KernelMemoryTCP", "MemoryReservation", "MemorySwappiness", "OomKillDisable",
@@ -157,7 +157,8 @@ def updated_limits(body: dict[str, Any], old: Limits) -> Limits:
     pids = old.pids
     if body.get("PidsLimit") is not None:  # 0 and -1: unlimited
         pids = limits_from({"PidsLimit": body["PidsLimit"]}).pids
-    return Limits(memory=memory, cpu_quota=quota, cpu_period=period, nano_cpus=nano, pids=pids)
+    return Limits(memory=memory, cpu_quota=quota, cpu_period=period, nano_cpus=nano, pids=pids,
+                  cpu_shares=given.cpu_shares or old.cpu_shares)
 
 
 def update(engine: EngineInterface, req: Request, ref: str) -> Response:
@@ -171,7 +172,8 @@ def update(engine: EngineInterface, req: Request, ref: str) -> Response:
     limits = updated_limits(body, c.spec.limits)
     policy = restart_policy(body.get("RestartPolicy"), c.spec.auto_remove)
     if c.running:
-        engine.lifecycle.cgroups.set_limits(c.id, limits.memory, ocispec.cpu_quota(limits), limits.pids)
+        engine.lifecycle.cgroups.set_limits(c.id, limits.memory, ocispec.cpu_quota(limits), limits.pids,
+                                            limits.cpu_shares)
     with engine.containers.lock:
         c.spec.limits = limits
         if policy is not None:

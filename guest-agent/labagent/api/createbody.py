@@ -13,6 +13,7 @@ from typing import Any
 from ..containers import mounts, security, users
 from ..containers.model import CreateSpec, Limits, PortBinding, check_port, check_proto
 from ..errors import BadParameter
+from ..runtime.cgroups import MAX_SHARES, MIN_SHARES
 from ..units import parse_memory
 from . import createfields, netbody, stopbody
 
@@ -90,8 +91,12 @@ def limits_from(host: dict[str, Any]) -> Limits:
                            "or larger than 1s (i.e. 1000000)")
     pids = host.get("PidsLimit")
     pids = _int(pids, "PidsLimit") if pids is not None else 0
+    shares = _int(host.get("CpuShares"), "CpuShares")
+    if shares and not MIN_SHARES <= shares <= MAX_SHARES:
+        raise BadParameter(f"CpuShares={shares} is out of range: CPU shares go from {MIN_SHARES} to "
+                           f"{MAX_SHARES} (0 leaves the default weight)")
     return Limits(memory=memory, cpu_quota=max(quota, 0), cpu_period=period, nano_cpus=nano,
-                  pids=max(pids, 0))
+                  pids=max(pids, 0), cpu_shares=shares)
 
 
 def _bool(value: Any, field: str) -> bool:

@@ -46,6 +46,7 @@ HONOURED_HOST = frozenset({
     "CpuQuota",
     "CpuPeriod",
     "PidsLimit",
+    "CpuShares",
     "NetworkMode",
     "PortBindings",
     "AutoRemove",
@@ -112,7 +113,7 @@ AT_DEFAULT_CONFIG: dict[str, Accept] = {
 # HostConfig fields accepted only at their "not set" value, with the defaults spelled out.
 AT_DEFAULT_HOST: dict[str, Accept] = {
     # Resources
-    "CpuShares": unset, "CgroupParent": unset, "BlkioWeight": unset, "BlkioWeightDevice": unset,
+    "CgroupParent": unset, "BlkioWeight": unset, "BlkioWeightDevice": unset,
     "BlkioDeviceReadBps": unset, "BlkioDeviceWriteBps": unset, "BlkioDeviceReadIOps": unset,
     "BlkioDeviceWriteIOps": unset, "CpuRealtimePeriod": unset, "CpuRealtimeRuntime": unset,
     "CpusetCpus": unset, "CpusetMems": unset, "Devices": unset, "DeviceCgroupRules": unset,

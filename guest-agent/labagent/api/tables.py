@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import archive, builds, containerops, containers, events, execs, images, networks, system, systemdf, volumes
+from . import archive, builds, containerops, containers, events, execs, images, networks, system, volumes
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
@@ -20,7 +20,6 @@ TABLES: tuple[Sequence[Route], ...] = (
     images.ROUTES,
     builds.ROUTES,
     events.ROUTES,
-    systemdf.ROUTES,
     volumes.ROUTES,
     archive.ROUTES,
     networks.ROUTES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..containers import health
 from ..containers.model import Container, MountSpec
 from ..fsutil import parse_rfc3339
 from ..images.store import Image
+from ..nodefacts import NodeFacts
 
 
 def human_duration(seconds: float) -> str:
@@ -190,7 +192,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
                              for p in spec.ports},
             "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,
             "CpuQuota": lim.cpu_quota, "CpuPeriod": lim.cpu_period, "PidsLimit": lim.pids or None,
-            "CpuShares": 0,
+            "CpuShares": lim.cpu_shares,
             "Privileged": False, "ReadonlyRootfs": spec.readonly_rootfs, "SecurityOpt": spec.security_opt or None,
             "CapAdd": spec.cap_add or None, "CapDrop": spec.cap_drop or None, "OomScoreAdj": spec.oom_score_adj,
             "CgroupnsMode": "private",
@@ -296,41 +298,53 @@ def version() -> dict[str, Any]:
     }
 
 
-def info(containers: list[Container], images: int, root: str) -> dict[str, Any]:
-    uname = os.uname()
+def info(containers: list[Container], images: int, root: str, node: NodeFacts, engine_id: str,
+         runtime_path: str, runtime_commit: str, listeners: int) -> dict[str, Any]:
+    """GET /info (SystemInfo): the engine's counts and the node's own figures (nodefacts)."""
     running = sum(c.running for c in containers)
     paused = sum(c.running and c.state.paused for c in containers)
-    try:
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        mem = 0
+    cg = node.cgroups
     return {
-        "ID": uname.nodename, "Name": uname.nodename, "Containers": len(containers),
+        "ID": engine_id, "Name": node.hostname, "Containers": len(containers),
         "ContainersRunning": running - paused, "ContainersPaused": paused,
         "ContainersStopped": len(containers) - running, "Images": images,
-        "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "overlayfs"]],
-        "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
-        "PidsLimit": True, "IPv4Forwarding": True, "Debug": False, "NFd": 0, "NGoroutines": 0,
+        "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", node.backing_fs]],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "null"], "Authorization": None,
+                    "Log": ["json-file"]},
+        "MemoryLimit": cg.memory, "SwapLimit": cg.swap, "CpuCfsPeriod": cg.cpu, "CpuCfsQuota": cg.cpu,
+        "CPUShares": cg.cpu, "CPUSet": False, "PidsLimit": cg.pids, "OomKillDisable": False,
+        "IPv4Forwarding": node.ipv4_forwarding, "BridgeNfIptables": node.bridge_nf_iptables,
+        "BridgeNfIp6tables": node.bridge_nf_ip6tables, "Debug": False, "NFd": node.open_fds,
+        "NGoroutines": threading.active_count(), "NEventsListener": listeners,
         "SystemTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs", "CgroupVersion": "2", "KernelVersion": uname.release,
-        "OperatingSystem": _os_name(), "OSType": "linux", "OSVersion": "",
-        "Architecture": uname.machine, "NCPU": os.cpu_count() or 1, "MemTotal": mem,
-        "DockerRootDir": root, "ServerVersion": ENGINE_VERSION, "IndexServerAddress": "",
-        "Runtimes": {"crun": {"path": "crun"}}, "DefaultRuntime": "crun",
-        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False,
+        "CgroupDriver": "cgroupfs", "CgroupVersion": "2", "KernelVersion": node.kernel,
+        "OperatingSystem": node.os_name, "OSVersion": node.os_version, "OSType": "linux",
+        "Architecture": node.machine, "NCPU": node.ncpu, "MemTotal": node.mem_total,
+        "IndexServerAddress": "", "GenericResources": None,
+        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": [],
+                           "AllowNondistributableArtifactsHostnames": [], "InsecureRegistryCIDRs": [],
+                           "IndexConfigs": {}, "Mirrors": []},
+        "DockerRootDir": root, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+        "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
+        "Runtimes": {"crun": {"path": runtime_path}}, "DefaultRuntime": "crun",
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
+        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "",
+        "ContainerdCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
+        "RuncCommit": {"ID": runtime_commit, "Expected": runtime_commit},
         "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
-        "Plugins": {"Volume": [], "Network": ["bridge"], "Authorization": None, "Log": ["json-file"]},
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
-        "Labels": [], "ExperimentalBuild": False, "LiveRestoreEnabled": True, "Warnings": [],
+        "Warnings": info_warnings(node),
     }
 
 
-def _os_name() -> str:
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
+def info_warnings(node: NodeFacts) -> list[str]:
+    """What dockerd warns of when the kernel lacks a limit its containers would be given."""
+    cg, warnings = node.cgroups, []
+    for supported, what in ((cg.memory, "memory limit"), (cg.swap, "swap limit"),
+                            (cg.cpu, "cpu cfs quota"), (cg.cpu, "cpu cfs period"), (cg.cpu, "cpu shares"),
+                            (cg.pids, "pids limit")):
+        if not supported:
+            warnings.append(f"WARNING: No {what} support")
+    if not node.ipv4_forwarding:
+        warnings.append("WARNING: IPv4 forwarding is disabled")
+    return warnings

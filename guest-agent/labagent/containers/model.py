@@ -35,6 +35,7 @@ class Limits:
     cpu_period: int = 0
     nano_cpus: int = 0
     pids: int = 0  # 0 = unlimited
+    cpu_shares: int = 0  # HostConfig.CpuShares (2..262144), 0 = unset: cpu.weight stays 100
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..runtime.cgroups import shares_to_weight
 from . import security
 from .model import Container, CreateSpec, Limits
 
@@ -22,13 +23,20 @@ def merge_env(image_env: list[str], env: list[str]) -> list[str]:
 
 
 def resources(limits: Limits) -> dict[str, Any]:
-    """linux.resources for cgroup v2: memory (no swap), CPU quota, pids, devices."""
+    """linux.resources for cgroup v2: memory (no swap), CPU quota and weight, pids, devices.
+
+    CpuShares go as `unified` cpu.weight, not as cpu.shares: crun converts cpu.shares itself,
+    linearly up to crun 1.22 and on a log-quadratic curve from 1.23, so the weight a container
+    starts with would depend on the crun installed while `docker update` writes the linear one.
+    """
     res: dict[str, Any] = {"devices": security.device_rules()}
     if limits.memory:
         res["memory"] = {"limit": limits.memory, "swap": limits.memory}
     quota, period = cpu_quota(limits)
     if quota:
         res["cpu"] = {"quota": quota, "period": period}
+    if limits.cpu_shares:  # cpu.weight by the engine's formula, the one a live update writes too
+        res["unified"] = {"cpu.weight": str(shares_to_weight(limits.cpu_shares))}
     if limits.pids > 0:
         res["pids"] = {"limit": limits.pids}
     return res

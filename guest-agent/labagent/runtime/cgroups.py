@@ -22,6 +22,7 @@ CONTROLLERS = ("cpu", "memory", "pids")
 FREEZE_TIMEOUT = 10.0  # seconds for cgroup.events to say the freeze (or thaw) is done
 FREEZE_CHECK = 0.01
 MAX_CGROUP_FILE = 1 << 20
+MIN_SHARES, MAX_SHARES = 2, 262144  # cgroup v1's cpu.shares range, kept by Docker's CpuShares
 MAX_PIDS = 1 << 16  # processes listed by top, at most  # a cgroup or proc file read whole: bounded all the same
 
 
@@ -130,11 +131,12 @@ class Cgroups:
                                   f"within {timeout:g} s")
             time.sleep(FREEZE_CHECK)
 
-    def set_limits(self, cid: str, memory: int, cpu: tuple[int, int], pids: int) -> None:
+    def set_limits(self, cid: str, memory: int, cpu: tuple[int, int], pids: int, shares: int = 0) -> None:
         """Apply limits to a running container's cgroup (docker update), as crun would at start.
 
         memory: bytes (0 = leave as is); cpu: (quota, period) in microseconds ((0, 0) = no quota);
-        pids: a count (0 = unlimited). No swap, as at create: memory.swap.max stays 0.
+        pids: a count (0 = unlimited); shares: Docker's CpuShares, written as cpu.weight (0 = leave
+        as is). No swap, as at create: memory.swap.max stays 0.
         """
         group = self.container_dir(cid)
         writes: list[tuple[str, str]] = []
@@ -143,6 +145,8 @@ class Cgroups:
         quota, period = cpu
         writes.append(("cpu.max", f"{quota} {period}" if quota else f"max {period or 100000}"))
         writes.append(("pids.max", str(pids) if pids > 0 else "max"))
+        if shares:
+            writes.append(("cpu.weight", str(shares_to_weight(shares))))
         mounted = (self.fs_root / "cgroup.controllers").exists()  # not in tests: plain directories
         for name, value in writes:
             if name == "memory.swap.max" and mounted and not (group / name).exists():
@@ -166,6 +170,14 @@ class Cgroups:
                 pass
             except OSError as exc:
                 log.warning("cannot remove cgroup %s: %s", path, exc)
+
+
+def shares_to_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares [2, 262144] to cgroup v2 cpu.weight [1, 10000], linearly, as runc
+    and crun (up to 1.22; crun(1), "CGROUP v2") convert them. The engine writes the weight
+    itself, at start (config.json's `unified`) and on update, so both give the same one."""
+    shares = min(max(shares, MIN_SHARES), MAX_SHARES)
+    return 1 + (shares - MIN_SHARES) * 9999 // (MAX_SHARES - MIN_SHARES)
 
 
 def mount_options(mount_point: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> set[str] | None:

@@ -219,8 +219,7 @@ def test_update_of_the_restart_policy_is_recorded(sdk) -> None:
     assert err.value.status_code == 400
 
 
-@pytest.mark.parametrize("kwargs, field", [({"cpu_shares": 512}, "CpuShares"),
-                                            ({"cpuset_cpus": "0"}, "CpusetCpus"),
+@pytest.mark.parametrize("kwargs, field", [({"cpuset_cpus": "0"}, "CpusetCpus"),
                                             ({"memswap_limit": 1 << 30, "mem_limit": 1 << 28}, "MemorySwap"),
                                             ({"kernel_memory": 1 << 20}, "KernelMemory")])
 def test_update_refuses_what_it_cannot_apply_by_name(sdk, kwargs: dict[str, object], field: str) -> None:
@@ -260,8 +259,8 @@ def test_docker_cli_update_with_its_zeroed_resources(eng: EngineProcess, sdk) ->
     out = eng.docker("update", "--memory", "32m", "--memory-swap", "32m", ctr.id)
     assert out.returncode == 0, out.stderr
     assert sdk.api.inspect_container(ctr.id)["HostConfig"]["Memory"] == 32 << 20
-    out = eng.docker("update", "--cpu-shares", "512", ctr.id)
-    assert out.returncode != 0 and "CpuShares" in out.stderr
+    out = eng.docker("update", "--cpuset-cpus", "0", ctr.id)
+    assert out.returncode != 0 and "CpusetCpus" in out.stderr
 
 
 # rename ----------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ REFUSED_HOST = [
     ("RestartPolicy", {"Name": "sometimes"}), ("RestartPolicy", {"Name": "always", "MaximumRetryCount": 3}),
     ("RestartPolicy", {"Name": "on-failure", "MaximumRetryCount": -1}), ("RestartPolicy", "always"),
     ("LogConfig", {"Type": "syslog", "Config": {}}), ("LogConfig", {"Type": "json-file", "Config": {"max-size": "1m"}}),
-    ("ShmSize", 1 << 30), ("CpuShares", 100), ("CpusetCpus", "0"), ("CpusetMems", "0"),
+    ("ShmSize", 1 << 30), ("CpusetCpus", "0"), ("CpusetMems", "0"),
     ("CgroupParent", "/"), ("BlkioWeight", 10), ("MemoryReservation", 1 << 20), ("MemorySwappiness", 10),
     ("MemorySwap", -1), ("OomKillDisable", True), ("PublishAllPorts", True), ("Links", ["db:db"]),
     ("VolumeDriver", "local"), ("StorageOpt", {"size": "1G"}),
