@@ -121,7 +121,7 @@ def test_a_probe_that_outlives_its_timeout_is_killed(engine: Engine) -> None:
 def test_a_readopted_container_is_probed_again(tmp_path, seams) -> None:
     first = Engine(tmp_path / "root", seams)
     first.startup()
-    hc = Healthcheck(["CMD", "true"], 50 * MS, 2000 * MS, 0, 1)
+    hc = Healthcheck(["CMD", "true"], 50 * MS, 10_000 * MS, 0, 1)
     c = first.lifecycle.create("kept", CreateSpec("busybox", "", cmd=["sleep", "30"], healthcheck=hc))
     first.lifecycle.start("kept")
     first.shutdown()  # the engine goes; the container and its record stay
