@@ -119,7 +119,7 @@ def pull(engine: EngineInterface, req: Request) -> Response:
     name = req.arg("fromImage") or "image"
     if not req.arg("fromImage"):
         return _import_body(req, engine)
-    return json_response({"message": f"cannot pull {name}: this lab node reaches no registry. "
+    return json_response({"message": f"No such image: {name}: this lab node reaches no registry to pull from. "
                           "Load images with `docker load` (or `labctl load -i FILE`), "
                           "or send one from the host with `lab image push LAB NODE FILE`."}, 404)
 
