@@ -41,6 +41,12 @@ def user_mode(spec: CreateSpec) -> str:
     return "" if spec.network_mode in DEFAULT_MODES else spec.network_mode
 
 
+def _with_short_id(aliases: list[str], cid: str) -> list[str]:
+    """An endpoint's aliases as Docker lists them: the short id added unless already asked for
+    (docker-compose connects with it, and reconnects when it is missing)."""
+    return list(aliases) if cid[:12] in aliases else [*aliases, cid[:12]]
+
+
 class Networks:
     """The user networks as the API and the lifecycle see them."""
 
@@ -300,7 +306,7 @@ class Networks:
                 e = net.endpoints[container.id]
                 shown[net.name] = {
                     "IPAMConfig": {"IPv4Address": e.ipv4_config} if e.ipv4_config else None, "Links": None,
-                    "Aliases": [*e.aliases, container.id[:12]], "NetworkID": net.id,
+                    "Aliases": _with_short_id(e.aliases, container.id), "NetworkID": net.id,
                     "EndpointID": e.endpoint_id, "Gateway": net.gateway if e.ip else "", "IPAddress": e.ip,
                     "IPPrefixLen": net.prefix if e.ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                     "GlobalIPv6PrefixLen": 0, "MacAddress": e.mac, "DriverOpts": None,
