@@ -13,6 +13,7 @@ from typing import Any
 from ..containers import mounts, security, users
 from ..containers.model import CreateSpec, Limits, PortBinding, check_port, check_proto
 from ..errors import BadParameter
+from ..network import hostlines
 from ..units import parse_memory
 from . import createfields, netbody
 
@@ -209,4 +210,5 @@ def spec_from_body(body: Any) -> CreateSpec:
     # Areas with modules of their own read their fields here, one call each.
     mounts.read_into(spec, body, host)
     netbody.apply(spec, body, host)
+    hostlines.read_into(spec, host)
     return spec

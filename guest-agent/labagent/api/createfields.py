@@ -57,6 +57,8 @@ HONOURED_HOST = frozenset({
     "OomScoreAdj",
     "Tmpfs",
     "VolumesFrom",
+    "ExtraHosts",
+    "Links",
 })
 
 
@@ -137,10 +139,10 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "ConsoleSize": _console_size,
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
-    "Dns": unset, "DnsOptions": unset, "DnsSearch": unset, "ExtraHosts": unset,
+    "Dns": unset, "DnsOptions": unset, "DnsSearch": unset,
     "GroupAdd": unset,
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
-    "Cgroup": unset, "Links": unset,
+    "Cgroup": unset,
     "PublishAllPorts": unset,  # random host ports are not supported
     "StorageOpt": unset,
     "UTSMode": unset,

@@ -13,6 +13,7 @@ from .. import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from ..containers.model import Container, MountSpec
 from ..fsutil import parse_rfc3339
 from ..images.store import Image
+from ..network import hostlines
 
 
 def human_duration(seconds: float) -> str:
@@ -170,6 +171,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
         "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": {
             "NetworkMode": spec.network_mode, "AutoRemove": spec.auto_remove, "PidMode": spec.pid_mode,
+            "ExtraHosts": spec.extra_hosts or None, "Links": hostlines.shown_links(spec, c.name),
             "PortBindings": {p.key: [{"HostIp": p.host_ip, "HostPort": str(p.host_port)}]
                              for p in spec.ports},
             "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,

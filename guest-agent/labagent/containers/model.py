@@ -123,6 +123,9 @@ class CreateSpec:
 
     # user-defined networks joined at create (network_mode names the first one)
     networks: dict[str, EndpointSpec] = field(default_factory=dict)
+    # /etc/hosts lines of its own (network/hostlines.py): "name:address" and "container:alias"
+    extra_hosts: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
 
     @property
     def argv(self) -> list[str]:

@@ -139,6 +139,9 @@ def test_run_rm(eng: EngineProcess, api: Any) -> None:
     assert done.stdout.strip().splitlines()[-1] == "job-ran"
     done = compose(eng, "run", "--rm", "-T", "job", "sh", "-c", "echo asked; exit 5", check=False)
     assert (done.returncode, done.stdout.strip()) == (5, "asked")
+    # a one-off of a service that runs is linked to its containers (HostConfig.Links)
+    done = compose(eng, "run", "--rm", "-T", "server", "echo", "linked")
+    assert done.stdout.strip() == "linked"
     assert not api.containers.list(all=True, filters={"label": "com.docker.compose.oneoff=True"})
     # `run` keeps stdin open unless the service says stdin_open: false; it is refused by name
     refused = compose(eng, "run", "--rm", "client", "true", check=False)

@@ -49,3 +49,75 @@ def test_a_connect_that_names_the_short_id_lists_it_once(client: Any) -> None:
     client.start(cid)
     networks = client.inspect_container(cid)["NetworkSettings"]["Networks"]
     assert networks["p_front"]["Aliases"].count(cid[:12]) == 1
+
+
+def hosts_of(client: Any, cid: str) -> list[list[str]]:
+    return [line.split() for line in Path(client.inspect_container(cid)["HostsPath"]).read_text().splitlines()]
+
+
+def test_extra_hosts_land_in_etc_hosts(client: Any) -> None:
+    """compose's extra_hosts; host-gateway is the node's address on the default bridge."""
+    extra = ["gw:host-gateway", "db.example:10.1.2.3", "six:::1"]
+    cid = client.create_container("busybox", ["sleep", "30"],
+                                  host_config=client.create_host_config(extra_hosts=extra))["Id"]
+    assert client.inspect_container(cid)["HostConfig"]["ExtraHosts"] == extra
+    client.start(cid)
+    hosts = hosts_of(client, cid)
+    assert ["172.31.0.1", "gw"] in hosts and ["10.1.2.3", "db.example"] in hosts and ["::1", "six"] in hosts
+    client.create_network("x_net")
+    on_net = client.create_container("busybox", ["sleep", "30"], host_config=client.create_host_config(
+        extra_hosts={"db.example": "10.1.2.4"}, network_mode="x_net"))["Id"]
+    client.start(on_net)
+    assert ["10.1.2.4", "db.example"] in hosts_of(client, on_net)
+
+
+@pytest.mark.parametrize("entry", ["no-address", "two words:1.2.3.4", "x:not-an-ip", "x:1.2.3.4\n5.6.7.8 evil",
+                                   ":1.2.3.4", "#x:1.2.3.4", "x:1.2.3.4 evil"])
+def test_hostile_extra_hosts_are_refused(client: Any, entry: str) -> None:
+    with pytest.raises(docker.errors.APIError) as err:
+        client.create_container("busybox", ["true"], host_config=client.create_host_config(extra_hosts=[entry]))
+    assert err.value.status_code == 400 and "ExtraHosts" in str(err.value)
+    assert not client.containers(all=True)
+
+
+def test_too_many_extra_hosts_or_links_are_refused(client: Any) -> None:
+    for field, value in (("ExtraHosts", [f"h{i}:10.0.0.1" for i in range(257)]),
+                         ("Links", [f"c{i}:a{i}" for i in range(65)])):
+        res = client._post_json(client._url("/containers/create"),
+                                data={"Image": "busybox", "Cmd": ["true"], "HostConfig": {field: value}})
+        assert res.status_code == 400 and field in res.json()["message"]
+
+
+def test_links_on_a_user_network_name_the_linked_container(client: Any) -> None:
+    """compose's links:, and the links `docker-compose run` makes to a service's running containers."""
+    client.create_network("p_default")
+    on_net = client.create_host_config(network_mode="p_default")
+    a = client.create_container("busybox", ["sleep", "30"], name="p_a_1", host_config=on_net)["Id"]
+    client.start(a)
+    b = client.create_container("busybox", ["sleep", "30"], name="p_b_1", host_config=client.create_host_config(
+        network_mode="p_default", links={"p_a_1": "alpha", "/p_a_1": "/p_b_1/a_1"}))["Id"]
+    assert sorted(client.inspect_container(b)["HostConfig"]["Links"]) == ["/p_a_1:/p_b_1/a_1", "/p_a_1:/p_b_1/alpha"]
+    client.start(b)
+    a_ip = client.inspect_container(a)["NetworkSettings"]["Networks"]["p_default"]["IPAddress"]
+    [a_line] = [line for line in hosts_of(client, b) if line[0] == a_ip]
+    assert {"p_a_1", "alpha", "a_1"} <= set(a_line)
+    assert "alpha" not in {name for line in hosts_of(client, a) for name in line[1:]}  # links are one-way
+    client.remove_container(a, force=True)  # the link then resolves nothing, and b still starts
+    client.restart(b, timeout=1)
+    assert "alpha" not in {name for line in hosts_of(client, b) for name in line[1:]}
+
+
+def test_links_are_refused_where_they_cannot_be_honoured(client: Any) -> None:
+    client.create_network("q_default")
+    client.create_container("busybox", ["sleep", "30"], name="there",
+                            host_config=client.create_host_config(network_mode="q_default"))
+    cases = [({"there": "t"}, "bridge", "default bridge"),  # legacy links inject env vars there
+             ({"missing": "m"}, "q_default", "could not get container for missing"),
+             ({"there": "bad alias"}, "q_default", "invalid link"),
+             ({"../x": "y"}, "q_default", "invalid link")]
+    for links, mode, words in cases:
+        with pytest.raises(docker.errors.APIError) as err:
+            client.create_container("busybox", ["true"], host_config=client.create_host_config(
+                links=links, network_mode=mode))
+        assert err.value.status_code == 400 and words in str(err.value)
+    assert [c["Names"] for c in client.containers(all=True)] == [["/there"]]
