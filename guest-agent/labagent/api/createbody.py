@@ -51,14 +51,12 @@ def _ports(bindings: Any) -> list[PortBinding]:
             raise BadParameter(f"HostConfig.PortBindings[{str(key)[:32]!r}] must be a list of objects")
         for target in targets or []:
             host = (target or {}).get("HostPort") or ""
-            if not host:
-                raise BadParameter(f"port {key}: a host port is required "
-                                   "(random host ports are not supported)")
             host_ip = (target or {}).get("HostIp") or ""
             if not isinstance(host_ip, str):
                 raise BadParameter(f"port {key}: HostIp must be a string")
-            ports.append(PortBinding(check_port(cport), check_port(host), check_proto(proto or "tcp"),
-                                     host_ip))
+            ephemeral = host in ("", "0")  # the engine picks one at start (containers/hostports.py)
+            ports.append(PortBinding(check_port(cport), 0 if ephemeral else check_port(host),
+                                     check_proto(proto or "tcp"), host_ip, ephemeral))
     return ports
 
 

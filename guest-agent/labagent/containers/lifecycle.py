@@ -28,7 +28,7 @@ from ..runtime.crun import Runtime
 from ..runtime.filewatch import DirWatch
 from ..runtime.overlay import Mounter
 from ..runtime.supervisor import Supervisor
-from . import mountplan, ocispec, users
+from . import hostports, mountplan, ocispec, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
 from .volumes import VolumeStore
@@ -152,6 +152,7 @@ class Lifecycle:
     def _check_ports(self, container: Container) -> None:
         """409 when another running container or a node process holds a host port."""
         taken = {(p.host_port, p.proto): c for c in self._active(container.id) for p in c.spec.ports}
+        container.spec.ports = hostports.assign(container.spec.ports, set(taken), self.network.port_in_use)
         seen: set[tuple[int, str]] = set()
         for port in container.spec.ports:
             key = (port.host_port, port.proto)

@@ -20,6 +20,7 @@ class PortBinding:
     host_port: int
     proto: str = "tcp"
     host_ip: str = ""
+    ephemeral: bool = False  # HostPort "" asked: host_port is the engine's pick (hostports.py)
 
     @property
     def key(self) -> str:

@@ -100,6 +100,8 @@ def test_ps_logs_and_exec(eng: EngineProcess) -> None:
     assert [r.split()[0] for r in rows[2:]] == ["ut_client_1", "ut_server_1"]
     assert all(" Up " in r for r in rows[2:])
     assert until(lambda: "client-up" in compose(eng, "logs", "client").stdout, timeout=20)
+    host, _, port = compose(eng, "port", "client", "80").stdout.strip().rpartition(":")
+    assert host == "0.0.0.0" and 32768 <= int(port) <= 60999
     done = compose(eng, "exec", "-T", "client", "sh", "-c", "echo in-client; exit 3", check=False)
     assert (done.returncode, done.stdout) == (3, "in-client\n")
 

@@ -121,3 +121,39 @@ def test_links_are_refused_where_they_cannot_be_honoured(client: Any) -> None:
                 links=links, network_mode=mode))
         assert err.value.status_code == 400 and words in str(err.value)
     assert [c["Names"] for c in client.containers(all=True)] == [["/there"]]
+
+
+def test_an_empty_host_port_gets_one_the_engine_picks(client: Any) -> None:
+    """compose's `ports: ["80"]` and `docker run -p 80` send HostPort ""."""
+    made = [client.create_container("busybox", ["sleep", "30"], ports=[80], host_config=client.create_host_config(
+        port_bindings={80: None}))["Id"] for _ in range(2)]
+    for cid in made:
+        client.start(cid)
+    picked = []
+    for cid in made:
+        info = client.inspect_container(cid)
+        assert info["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": ""}]}
+        [shown] = info["NetworkSettings"]["Ports"]["80/tcp"]
+        picked.append(int(shown["HostPort"]))
+        assert client.port(cid, 80)[0]["HostPort"] == shown["HostPort"]
+    assert len(set(picked)) == 2 and all(32768 <= p <= 60999 for p in picked)
+    listed = {c["Id"]: c["Ports"][0]["PublicPort"] for c in client.containers()}
+    assert sorted(listed.values()) == sorted(picked)
+
+
+def test_host_port_picks_skip_what_is_held() -> None:
+    from labagent.containers.hostports import FIRST, LAST, assign
+    from labagent.containers.model import PortBinding
+    from labagent.errors import Conflict
+
+    fixed = PortBinding(80, FIRST, "tcp")
+    wanted = [fixed, PortBinding(81, 0, "tcp", ephemeral=True), PortBinding(82, 0, "udp", ephemeral=True)]
+    busy = {FIRST + 2}
+    got = assign(wanted, {(FIRST + 1, "tcp")}, lambda port, proto, ip: port in busy)
+    assert [p.host_port for p in got] == [FIRST, FIRST + 3, FIRST]  # udp is a port space of its own
+    kept = assign(got, set(), lambda port, proto, ip: False)
+    assert kept == got  # a pick that is still free is kept across starts
+    moved = assign(got, {(FIRST + 3, "tcp")}, lambda port, proto, ip: False)
+    assert moved[1].host_port == FIRST + 1  # taken meanwhile: picked again
+    with pytest.raises(Conflict):
+        assign([PortBinding(80, 0, ephemeral=True)], set(), lambda port, proto, ip: port <= LAST)
