@@ -59,6 +59,9 @@ HONOURED_HOST = frozenset({
     "VolumesFrom",
     "ExtraHosts",
     "Links",
+    "Dns",
+    "DnsOptions",
+    "DnsSearch",
 })
 
 
@@ -139,7 +142,6 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "ConsoleSize": _console_size,
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
-    "Dns": unset, "DnsOptions": unset, "DnsSearch": unset,
     "GroupAdd": unset,
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
     "Cgroup": unset,

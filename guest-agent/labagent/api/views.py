@@ -172,6 +172,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
         "HostConfig": {
             "NetworkMode": spec.network_mode, "AutoRemove": spec.auto_remove, "PidMode": spec.pid_mode,
             "ExtraHosts": spec.extra_hosts or None, "Links": hostlines.shown_links(spec, c.name),
+            "Dns": spec.dns, "DnsSearch": spec.dns_search, "DnsOptions": spec.dns_options,
             "PortBindings": {p.key: [{"HostIp": p.host_ip, "HostPort": "" if p.ephemeral else str(p.host_port)}]
                              for p in spec.ports},
             "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,

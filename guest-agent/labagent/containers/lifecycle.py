@@ -19,7 +19,7 @@ from ..errors import BadParameter, Conflict, EngineError, NotModified
 from ..events import Events
 from ..fsutil import new_id, read_json, rfc3339, rmtree, write_json
 from ..images.store import ImageStore
-from ..network import addressing
+from ..network import addressing, dnsconf
 from ..network.interface import ContainerNetwork, SlotWiring
 from ..network.nftrules import PortRule
 from ..network.pool import NetnsPool, Slot
@@ -143,7 +143,7 @@ class Lifecycle:
             host_resolv = self.resolv.read_text()
         except OSError:
             host_resolv = ""
-        (bundle / "resolv.conf").write_text(addressing.resolv_conf(host_resolv))
+        (bundle / "resolv.conf").write_text(dnsconf.render(addressing.resolv_conf(host_resolv), container.spec))
 
     # ports and addresses ---------------------------------------------------------------
     def _active(self, exclude: str = "") -> list[Container]:

@@ -127,6 +127,10 @@ class CreateSpec:
     # /etc/hosts lines of its own (network/hostlines.py): "name:address" and "container:alias"
     extra_hosts: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
+    # resolv.conf lines of its own (network/dnsconf.py), each replacing the node's of its kind
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
 
     @property
     def argv(self) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..containers.model import CreateSpec
 from ..errors import BadParameter
+from . import dnsconf
 from .networks import ALIAS_RE
 
 MAX_EXTRA_HOSTS = 256
@@ -63,8 +64,10 @@ def parse_links(value: Any) -> list[str]:
 
 
 def read_into(spec: CreateSpec, host: dict[str, Any]) -> None:
+    """The name-resolution fields: ExtraHosts and Links here, Dns* in dnsconf.py."""
     spec.extra_hosts = parse_extra_hosts(host.get("ExtraHosts"))
     spec.links = parse_links(host.get("Links"))
+    dnsconf.read_into(spec, host)
 
 
 def split_link(link: str) -> tuple[str, str]:

@@ -86,6 +86,8 @@ def test_up_creates_the_network_the_volume_and_both_services(eng: EngineProcess,
         assert service in aliases and aliases.count(c.id[:12]) == 1
         [mount] = c.attrs["Mounts"]
         assert (mount["Type"], mount["Name"], mount["Destination"]) == ("volume", "ut_shared", "/data")
+    host = running["ut_client_1"].attrs["HostConfig"]
+    assert (host["ExtraHosts"], host["Dns"], host["DnsSearch"]) == (["gw:host-gateway"], ["10.9.9.9"], ["svc.example"])
     server = running["ut_server_1"]
     # the second network is joined by a connect that already names the short id: listed once
     assert set(server.attrs["NetworkSettings"]["Networks"]) == {"ut_back", "ut_front"}

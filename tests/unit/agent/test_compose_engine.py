@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from labagent.engine import Engine
+from labagent.errors import BadParameter
 from labagent.server import serve
 
 from .fakes import make_seams
@@ -157,3 +158,32 @@ def test_host_port_picks_skip_what_is_held() -> None:
     assert moved[1].host_port == FIRST + 1  # taken meanwhile: picked again
     with pytest.raises(Conflict):
         assign([PortBinding(80, 0, ephemeral=True)], set(), lambda port, proto, ip: port <= LAST)
+
+
+def test_dns_fields_replace_the_nodes_lines_of_their_kind() -> None:
+    from labagent.containers.model import CreateSpec
+    from labagent.network import dnsconf
+
+    node = "domain lab\nsearch lab.example\nnameserver 10.0.0.53\noptions edns0\n"
+    spec = CreateSpec(image="busybox", image_id="")
+    dnsconf.read_into(spec, {"Dns": ["1.1.1.1", "2606:4700::1111"]})
+    assert dnsconf.render(node, spec) == ("domain lab\nsearch lab.example\noptions edns0\n"
+                                          "nameserver 1.1.1.1\nnameserver 2606:4700::1111\n")
+    dnsconf.read_into(spec, {"DnsSearch": ["."], "DnsOptions": ["ndots:2", "rotate"]})
+    assert dnsconf.render(node, spec) == "nameserver 10.0.0.53\noptions ndots:2 rotate\n"
+    dnsconf.read_into(spec, {})
+    assert dnsconf.render(node, spec) == node
+    for field, value in (("Dns", ["1.1.1.1\nnameserver 6.6.6.6"]), ("DnsSearch", ["a b"]),
+                         ("DnsOptions", ["ndots:1\nnameserver 6.6.6.6"]), ("Dns", ["x"] * 17), ("Dns", "1.1.1.1")):
+        with pytest.raises(BadParameter, match=f"HostConfig.{field}"):
+            dnsconf.read_into(spec, {field: value})
+
+
+def test_dns_search_and_options_reach_the_containers_resolv_conf(client: Any) -> None:
+    cid = client.create_container("busybox", ["sleep", "30"], host_config=client.create_host_config(
+        dns=["10.9.9.9"], dns_search=["svc.example"], dns_opt=["ndots:3"]))["Id"]
+    info = client.inspect_container(cid)["HostConfig"]
+    assert (info["Dns"], info["DnsSearch"], info["DnsOptions"]) == (["10.9.9.9"], ["svc.example"], ["ndots:3"])
+    text = Path(client.inspect_container(cid)["ResolvConfPath"]).read_text().splitlines()
+    assert [line for line in text if line.startswith("nameserver")] == ["nameserver 10.9.9.9"]
+    assert "search svc.example" in text and "options ndots:3" in text
