@@ -12,7 +12,9 @@ dev_packages=()
 if [ "${1:-}" = "--dev" ]; then
   extras="[dev]"
   agent=(-e ./guest-agent)  # the guest agent's package, so tests and tools import labagent
-  dev_packages=(docker-compose)  # Debian's 1.29: the end-to-end tests drive a node with it
+  # docker-compose (Debian's 1.29): the end-to-end tests drive a node with it. socat, sudo and
+  # openssh-server: the proxy tests run the real bridge chain under a private sshd of their own.
+  dev_packages=(docker-compose socat sudo openssh-server)
 fi
 
 sudo=""

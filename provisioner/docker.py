@@ -8,6 +8,7 @@ root-only socket in the guest. The SSH connection rejects any host key but the p
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -29,10 +30,16 @@ from .remote.seam import Channel, Endpoint, NodeShell
 from .seams import Seams, real_seams
 from .state import LabState
 
-# socat's -t: how long it lingers after one side's end-of-file. The docker CLI half-closes
-# a hijacked attach/exec stream at once, so the answer must keep flowing long after that.
+# socat's -t: how long the answer keeps flowing after the client's end-of-file. The docker CLI
+# half-closes a hijacked attach/exec stream at once; the bridge still ends when the engine does.
 BRIDGE_COMMAND = bridge_command(86400)
 CHUNK = 64 * 1024
+# After the engine's end-of-file the client gets LINGER seconds to read it and close before
+# the proxy closes: closing a socket with unread input (a request sent meanwhile) resets it.
+LINGER = 2.0
+# SSH connections the proxy opens to one node when every open one refuses a channel (sshd's
+# MaxSessions; a connection that dropped).
+MAX_CONNECTIONS = 8
 
 
 def _send_all(send: Callable[[bytes], int], data: bytes) -> None:
@@ -43,11 +50,39 @@ def _send_all(send: Callable[[bytes], int], data: bytes) -> None:
         data = data[sent:]
 
 
-def bridge(local: socket.socket, channel: Channel) -> None:
+def bad_gateway(message: str) -> bytes:
+    """A Docker-style JSON error, so a client sees why (not a reset) when the node cannot answer."""
+    body = json.dumps({"message": message}).encode() + b"\n"
+    head = ("HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    return head.encode() + body
+
+
+def _drain(local: socket.socket, seconds: float) -> None:
+    """Read and drop the client's input until it closes or `seconds` pass, so our close is no reset."""
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(OSError):
+        while (left := deadline - time.monotonic()) > 0:
+            local.settimeout(left)
+            if not local.recv(CHUNK):
+                return
+
+
+def refuse(local: socket.socket, message: str) -> None:
+    """Answer 502 with MESSAGE, let the client read it, close."""
+    with contextlib.suppress(OSError):
+        local.sendall(bad_gateway(message))
+        local.shutdown(socket.SHUT_WR)
+        _drain(local, LINGER)
+    local.close()
+
+
+def bridge(local: socket.socket, channel: Channel, where: str = "the node") -> None:
     """Copy both ways until both ends are done; a half-close travels as a half-close.
 
     Returns when the engine side has finished answering (or either side failed), and
-    closes both, so a docker client killed mid-stream ends its remote bridge too.
+    closes both, so a docker client killed mid-stream ends its remote bridge too. A bridge
+    that ends before the engine said anything is a 502 to the client, never a bare close.
     """
 
     def upstream() -> None:
@@ -55,17 +90,25 @@ def bridge(local: socket.socket, channel: Channel) -> None:
             while data := local.recv(CHUNK):
                 _send_all(channel.send, data)
             channel.shutdown_write()  # the client half-closed: tell the engine, keep reading
-        except OSError:
+        except Exception:  # OSError from the client; EOFError, SSHException from a dropped connection
             with contextlib.suppress(Exception):
                 channel.close()
 
     pump = threading.Thread(target=upstream, daemon=True)
     pump.start()
+    answered, failure = False, ""
     try:
         while data := channel.recv(CHUNK):
+            answered = True
             local.sendall(data)
-        with contextlib.suppress(OSError):
-            local.shutdown(socket.SHUT_WR)
+    except Exception as error:  # the client went away, or the SSH connection dropped
+        failure = f": {type(error).__name__}: {error}"
+    try:
+        if not answered:
+            local.sendall(bad_gateway(f"no answer from the engine on {where}: the SSH bridge to its socket "
+                                      f"ended{failure or ' (is the engine running? see lab status)'}"))
+        local.shutdown(socket.SHUT_WR)
+        pump.join(LINGER)  # the client reads the end and closes; its input is read meanwhile
     except OSError:
         pass
     finally:
@@ -118,8 +161,8 @@ class SocketProxy:
             self.active += 1
         try:
             channel = self.open_channel()
-        except Exception:
-            conn.close()
+        except Exception as error:
+            refuse(conn, f"the docker proxy could not open an SSH channel to the node: {error}")
         else:
             bridge(conn, channel)
         finally:
@@ -141,21 +184,78 @@ def node_endpoint(lab: str, node: str) -> Endpoint:
     return endpoint_of(state, ledger, node_record(ledger, node))
 
 
-def channel_opener(shell: NodeShell) -> Callable[[], Channel]:
-    """Each call opens a channel running the engine bridge, over the node's one connection."""
-    return lambda: shell.channel(BRIDGE_COMMAND)
+class ChannelOpener:
+    """Channels running the engine bridge, over the node's connections.
+
+    Each docker client connection is one SSH session; sshd caps the sessions of one
+    connection (MaxSessions), and docker-py pools ten connections per client. When every
+    connection refuses a channel, one more is opened with `connect` (up to `most`); the
+    connections opened here are closed by close(), the first one belongs to the caller.
+    """
+
+    def __init__(self, first: NodeShell, connect: Callable[[], NodeShell] | None = None,
+                 most: int = MAX_CONNECTIONS, command: str = BRIDGE_COMMAND) -> None:
+        self.command = command
+        self._shells = [first]
+        self._own: list[NodeShell] = []
+        self._connect = connect
+        self._most = most
+        self._lock = threading.Lock()
+
+    def _try(self, shells: list[NodeShell]) -> tuple[Channel | None, Exception | None]:
+        last: Exception | None = None
+        for shell in reversed(shells):  # the newest first: the older ones are the full ones
+            try:
+                return shell.channel(self.command), None
+            except Exception as error:
+                last = error
+        return None, last
+
+    def __call__(self) -> Channel:
+        with self._lock:
+            shells = list(self._shells)
+        channel, error = self._try(shells)
+        if channel is not None:
+            return channel
+        with self._lock:  # one connect at a time: others may find room on it
+            if self._shells != shells:
+                channel, error = self._try(self._shells[len(shells):])
+                if channel is not None:
+                    return channel
+            if self._connect is None or len(self._shells) >= self._most:
+                assert error is not None
+                raise error
+            shell = self._connect()
+            self._shells.append(shell)
+            self._own.append(shell)
+        return shell.channel(self.command)
+
+    def close(self) -> None:
+        with self._lock:
+            own, self._own = self._own, []
+            self._shells = self._shells[:1]
+        for shell in own:
+            with contextlib.suppress(Exception):
+                shell.close()
+
+
+def channel_opener(shell: NodeShell, connect: Callable[[], NodeShell] | None = None) -> ChannelOpener:
+    """Each call opens a channel running the engine bridge, over the node's connections."""
+    return ChannelOpener(shell, connect)
 
 
 @contextlib.contextmanager
-def proxied(shell: NodeShell) -> Iterator[str]:
+def proxied(shell: NodeShell, connect: Callable[[], NodeShell] | None = None) -> Iterator[str]:
     """A private unix socket forwarding to the node's engine, for the duration of the block."""
     workdir = Path(tempfile.mkdtemp(prefix="lab-docker-"))  # 0700 by mkdtemp
-    proxy = SocketProxy(workdir / "docker.sock", channel_opener(shell))
+    opener = channel_opener(shell, connect)
+    proxy = SocketProxy(workdir / "docker.sock", opener)
     threading.Thread(target=proxy.serve, daemon=True).start()
     try:
         yield f"unix://{proxy.path}"
     finally:
         proxy.close()
+        opener.close()
         with contextlib.suppress(OSError):
             workdir.rmdir()
 
@@ -172,7 +272,7 @@ def run_docker(lab: str, node: str, args: list[str], seams: Seams) -> int:
     with reaching(lab, seams) as nodes:
         record = node_record(nodes.ledger, node)
         binary = docker_binary()
-        with proxied(nodes.shell(record)) as host:
+        with proxied(nodes.shell(record), lambda: nodes.seams.connect(nodes.endpoint(record))) as host:
             env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY")}
             env["DOCKER_HOST"] = host
             return subprocess.call([binary, *args], env=env)
@@ -236,7 +336,9 @@ def serve_background(lab: str, node: str, seams: Seams) -> None:
     """The body of the detached proxy: serve until idle, the lab is gone, or SSH drops."""
     sock = socket_path(lab, node)
     with reaching(lab, seams) as nodes:
-        proxy = SocketProxy(sock, channel_opener(nodes.shell(node_record(nodes.ledger, node))))
+        record = node_record(nodes.ledger, node)
+        opener = channel_opener(nodes.shell(record), lambda: nodes.seams.connect(nodes.endpoint(record)))
+        proxy = SocketProxy(sock, opener)
 
         def keep_going() -> bool:
             idle = time.monotonic() - proxy.last_activity
@@ -246,6 +348,7 @@ def serve_background(lab: str, node: str, seams: Seams) -> None:
             proxy.serve(keep_going)
         finally:
             proxy.close()
+            opener.close()
 
 
 def ensure_background(lab: str, node: str, timeout: float = 30.0) -> tuple[Path, int]:

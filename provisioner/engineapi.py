@@ -11,6 +11,7 @@ import http.client
 import io
 import json
 import logging
+import re
 import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -25,16 +26,29 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 log = logging.getLogger(__name__)
+SAFE_PATH = re.compile(r"/[A-Za-z0-9/._-]+")  # no quoting needed in the shell or a socat address
 
 
-def bridge_command(linger: int, idle: int | None = None) -> str:
-    """socat as root between a channel's stdio and the engine's socket.
+def bridge_command(linger: int, idle: int | None = None, socket_path: str = SOCKET) -> str:
+    """socat as root between a channel's stdio and the engine's socket, ending when either ends.
 
-    LINGER (-t): how long the answer keeps flowing after one side's end-of-file. IDLE (-T):
-    after how many silent seconds the bridge ends, so a request that hangs ends too.
+    LINGER (-t): how long the answer keeps flowing after one side's end-of-file (the docker
+    CLI half-closes a hijacked stream at once). IDLE (-T): after how many silent seconds the
+    bridge ends, so a request that hangs ends too.
+
+    sshd sends the channel's end-of-file only once every holder of the command's stdout and
+    stderr pipes has closed them. `sudo socat` never gets there while the client keeps its
+    side open (docker-py does not half-close): sudo's parent holds both pipes until socat
+    exits, and socat waits for the client's end-of-file. So the login user's socat holds the
+    channel's stdio alone, stderr is /dev/null, and it closes its stdout (shut-close) when the
+    root socat it runs over a socket pair shuts its side down (shut-down), which the root
+    socat does the moment the engine closes: the client reads the end of the reply at once.
     """
-    timeout = "" if idle is None else f" -T {idle}"
-    return f"sudo -n socat -t {linger}{timeout} - UNIX-CONNECT:{SOCKET}"
+    if not SAFE_PATH.fullmatch(socket_path):
+        raise ValueError(f"engine socket path {socket_path!r} needs quoting in a socat address")
+    timing = f"-t {linger}" + ("" if idle is None else f" -T {idle}")
+    inner = f"sudo -n socat {timing} -\\,shut-down UNIX-CONNECT\\:{socket_path}"
+    return f"exec socat {timing} -,shut-close 'EXEC:{inner}' 2>/dev/null"
 
 
 # The 300 s bound a container's start had as an SSH command (`labctl run`).

@@ -147,8 +147,12 @@ def cmd_load(c: Client, a: argparse.Namespace) -> int:
         size = os.fstat(handle.fileno()).st_size
         response = c.request("POST", "/images/load", {"quiet": 1}, raw=handle, length=size)
         for line in response.read().splitlines():
-            if line.strip():
-                print(json.loads(line).get("stream", "").rstrip())
+            item = json.loads(line) if line.strip() else {}
+            if "error" in item:  # the engine reports a failed load in-band, as dockerd does
+                print(item["error"], file=sys.stderr)
+                return 1
+            if item.get("stream"):
+                print(item["stream"].rstrip())
     return 0
 
 

@@ -8,11 +8,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .containers import restart
 from .containers.execs import Execs
+from .containers.health import Health
 from .containers.lifecycle import Lifecycle
 from .containers.store import ContainerStore
 from .events import Events
-from .images import busybox
+from .images import busybox, delete
 from .images.layers import Whiteouts
 from .images.load import load_archive
 from .images.store import ImageStore
@@ -59,6 +61,8 @@ class Engine:
         self.volumes.events = self.events
         self.execs = Execs(self.containers, self.seams.runtime)
         self.execs.events = self.events
+        self.lifecycle.health = Health(self.containers, self.execs)
+        self.lifecycle.health.events = self.events
         self.networks = Networks(NetworkStore(root), self.seams.bridges, self.containers)
         self.networks.events = self.events
         self.networks.refresh = self.lifecycle.refresh_network
@@ -88,8 +92,15 @@ class Engine:
         self.lifecycle.enable_pool(pool_size)
 
     def shutdown(self) -> None:
-        """Engine stop: containers keep running; unused pooled namespaces go."""
+        """Engine stop: containers keep running; unused pooled namespaces go.
+
+        Pending policy restarts are dropped: their records say "restarting", which the next
+        start-up honours.
+        """
         self.lifecycle.close_pool()
+        self.lifecycle.restarts.close()
+        if self.lifecycle.health is not None:
+            self.lifecycle.health.close()
 
     def build_busybox_in_background(self) -> threading.Thread | None:
         """Hold the image store while the image is built: every image lookup waits for it."""
@@ -112,16 +123,25 @@ class Engine:
         return thread
 
     def adopt(self) -> None:
-        """Running records whose shim lives are supervised again; the rest are marked exited."""
+        """Running records whose shim lives are supervised again; the rest are marked exited.
+
+        Those found stopped go through the restart policy as any exit does; stopped records
+        whose policy says so (always, unless-stopped not stopped by the user) start again.
+        """
         runtime = self.seams.runtime
+        again: list[str] = []
         for container in self.containers.load():
             self.containers.logfile(container.id)
             if not container.running:
+                if container.state.status != "created" and \
+                        restart.start_at_startup(container.spec.restart, container.state):
+                    again.append(container.id)
                 continue
             if runtime.alive(container.state.shim_pid, container.state.shim_start):
                 log.info("re-adopting running container %s", container.name)
                 container.state.pid = runtime.read_pid(self.containers.bundle(container.id)) or container.state.pid
                 self.lifecycle.supervise(container)
+                self.lifecycle.resume_health(container)
             else:
                 log.info("container %s stopped while the engine was away", container.name)
                 self.lifecycle.on_exit(container.id)
@@ -129,6 +149,18 @@ class Engine:
             self.lifecycle.refresh_network()
         except Exception:
             log.exception("could not restore port rules")
+        if again:
+            threading.Thread(target=self._start_again, args=(again,), name="restart-policy",
+                             daemon=True).start()
+
+    def _start_again(self, ids: list[str]) -> None:
+        """Start-up's restarts, in the background: the API serves meanwhile, as dockerd's does."""
+        for cid in ids:
+            try:
+                log.info("restart policy: starting %s again", cid[:12])
+                self.lifecycle.start(cid)
+            except Exception as exc:
+                log.warning("restart policy: could not start %s: %s", cid[:12], exc)
 
     def load(self, tarball: Path) -> list[str]:
         return load_archive(self.images, tarball)
@@ -137,7 +169,7 @@ class Engine:
         return {c.spec.image_id for c in self.containers.all()}
 
     def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]:
-        return self.images.remove(ref, self.images_in_use(), force)
+        return delete.remove(self.images, ref, delete.users_of(self.containers.all()), force)
 
     def remove_container(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         container = self.containers.get(ref)

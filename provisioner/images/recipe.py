@@ -95,6 +95,7 @@ class Recipe:
 COMMON_FILES = (
     ("/etc/fstab", "fstab"),
     ("/etc/cloud/cloud.cfg.d/90-lab.cfg", "cloud-lab.cfg"),
+    ("/etc/ssh/sshd_config.d/lab.conf", "sshd-lab.conf"),
 )
 
 FAST = Recipe(

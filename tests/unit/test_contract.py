@@ -75,7 +75,7 @@ def test_both_sides_take_their_paths_from_the_contract() -> None:
     assert Path(contract.MOUNT_NS_PIN) == mountns.PIN
     assert crun.Runtime().state_dir == Path(contract.CRUN_ROOT)
     assert measure_containers.LAYERS == contract.LAYERS_DIR
-    assert docker.BRIDGE_COMMAND.endswith(f"UNIX-CONNECT:{contract.SOCKET}")
+    assert docker.BRIDGE_COMMAND.endswith(f"UNIX-CONNECT\\:{contract.SOCKET}' 2>/dev/null")
     assert agent.PING.count(contract.SOCKET) == 1
 
 

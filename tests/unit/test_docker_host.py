@@ -203,7 +203,8 @@ def test_the_proxy_bridges_each_client_over_the_nodes_one_connection() -> None:
             assert client.recv(100).endswith(b"OK")
             client.close()
     assert [command for command, _ in nodes.channels] == [docker.BRIDGE_COMMAND] * 2
-    assert docker.BRIDGE_COMMAND == "sudo -n socat -t 86400 - UNIX-CONNECT:/run/lab-agent/engine.sock"
+    assert docker.BRIDGE_COMMAND == ("exec socat -t 86400 -,shut-close 'EXEC:sudo -n socat -t 86400 -\\,shut-down "
+                                     "UNIX-CONNECT\\:/run/lab-agent/engine.sock' 2>/dev/null")
     assert nodes.connects == ["n1"]  # one SSH connection, a channel per docker client
 
 

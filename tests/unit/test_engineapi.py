@@ -26,7 +26,9 @@ def shell_on(nodes: FakeNodes, node: str = "node1") -> FakeShell:
 
 
 def test_the_bridge_is_socat_to_the_contracts_socket_as_root() -> None:
-    assert f"sudo -n socat -t 5 -T 300 - UNIX-CONNECT:{SOCKET}" == engineapi.REQUEST_BRIDGE
+    expected = (f"exec socat -t 5 -T 300 -,shut-close 'EXEC:sudo -n socat -t 5 -T 300 "
+                f"-\\,shut-down UNIX-CONNECT\\:{SOCKET}' 2>/dev/null")
+    assert expected == engineapi.REQUEST_BRIDGE
 
 
 def test_a_request_is_versioned_http_with_a_json_body() -> None:

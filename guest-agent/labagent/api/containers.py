@@ -6,14 +6,18 @@ import json
 import signal
 
 from ..containers.model import Container, check_name
+from ..containers.usage import tree_size
 from ..errors import BadParameter, Conflict, EngineError
+from ..fsutil import parse_rfc3339
 from ..interface import EngineInterface
 from ..runtime.crun import parse_signal
 from . import listing, views
 from .createbody import spec_from_body
+from .filters import Filters, parse_filters
 from .http import Request, Response, json_response
 from .router import Route
 from .streams import batches, entry_bytes, stream_type
+from .timestamps import parse_time
 
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
@@ -23,7 +27,8 @@ def list_containers(engine: EngineInterface, req: Request) -> Response:
     match, stopped_too = listing.build(engine, req.arg("filters"))
     limit = req.int_arg("limit")
     everything = req.flag("all") or stopped_too or (limit or 0) > 0
-    items = [c for c in (engine.containers.all() if everything else engine.containers.running()) if match(c)]
+    shown = [c for c in engine.containers.all() if everything or c.running or c.state.status == "restarting"]
+    items = [c for c in shown if match(c)]  # a container waiting to restart is listed as dockerd lists it
     if limit is not None and limit > 0:
         items = items[:limit]
     summaries = [views.container_summary(c, engine.networks.settings_of(c)) for c in items]
@@ -66,15 +71,19 @@ def start(engine: EngineInterface, req: Request, ref: str) -> Response:
     return Response(204)
 
 
+def _stop_timeout(req: Request) -> float | None:
+    """`t`, else None: the container's StopTimeout (or 10 s) applies."""
+    t = req.int_arg("t")
+    return None if t is None else float(t)
+
+
 def stop(engine: EngineInterface, req: Request, ref: str) -> Response:
-    engine.lifecycle.stop(ref, float(req.int_arg("t", 10) or 0))
+    engine.lifecycle.stop(ref, _stop_timeout(req))
     return Response(204)
 
 
 def restart(engine: EngineInterface, req: Request, ref: str) -> Response:
-    if engine.containers.get(ref).running:
-        engine.lifecycle.stop(ref, float(req.int_arg("t", 10) or 0))
-    engine.lifecycle.start(ref)
+    engine.lifecycle.restart(ref, _stop_timeout(req))
     return Response(204)
 
 
@@ -155,7 +164,33 @@ def attach(engine: EngineInterface, req: Request, ref: str) -> None:
             writer.write(entry_bytes(entry, stdout, stderr, False))
 
 
+def prune(engine: EngineInterface, req: Request) -> Response:
+    """Remove stopped containers (until, label, label! filters); what it freed, as dockerd says."""
+    filters = parse_filters(req.arg("filters"), ("until", "label", "label!"))
+    until_text = filters.one("until")
+    until = parse_time(until_text, "until") if until_text else None
+    deleted, reclaimed = [], 0
+    for c in engine.containers.all():
+        if c.running or c.state.status == "restarting" or c.id in engine.lifecycle.starting_ids():
+            continue
+        if until is not None and parse_rfc3339(c.created) >= until:
+            continue
+        if not filters.labels_match(c.spec.labels) or any(
+                Filters({"label": [one]}).labels_match(c.spec.labels) for one in filters.get("label!")):
+            continue
+        size = tree_size(engine.containers.bundle(c.id) / "upper")
+        try:
+            engine.remove_container(c.id)
+        except EngineError:  # started or removed meanwhile
+            continue
+        deleted.append(c.id)
+        reclaimed += size
+    engine.events.emit("container", "prune", "", reclaimed=str(reclaimed))
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
 ROUTES: list[Route] = [
+    ("POST", "/containers/prune", prune),
     ("GET", "/containers/json", list_containers),
     ("POST", "/containers/create", create),
     ("GET", "/containers/{ref}/json", inspect),

@@ -15,7 +15,7 @@ from ..containers.model import CreateSpec, Limits, PortBinding, check_port, chec
 from ..errors import BadParameter
 from ..network import hostlines
 from ..units import parse_memory
-from . import createfields, netbody
+from . import createfields, netbody, stopbody
 
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 GO_TRUE, GO_FALSE = ("1", "t", "T", "true", "True", "TRUE"), ("0", "f", "F", "false", "False", "FALSE")
@@ -206,6 +206,7 @@ def spec_from_body(body: Any) -> CreateSpec:
         oom_score_adj=oom_score_adj(host.get("OomScoreAdj")),
     )
     # Areas with modules of their own read their fields here, one call each.
+    stopbody.read(spec, body, host)
     mounts.read_into(spec, body, host)
     netbody.apply(spec, body, host)
     hostlines.read_into(spec, host)

@@ -32,6 +32,9 @@ HONOURED_CONFIG = frozenset({
     "NetworkDisabled",
     "HostConfig",
     "NetworkingConfig",
+    "Healthcheck",
+    "StopSignal",
+    "StopTimeout",
     "Volumes",
 })
 
@@ -55,6 +58,7 @@ HONOURED_HOST = frozenset({
     "ReadonlyRootfs",
     "SecurityOpt",
     "OomScoreAdj",
+    "RestartPolicy",
     "Tmpfs",
     "VolumesFrom",
     "ExtraHosts",
@@ -85,11 +89,6 @@ def anything(value: Any) -> bool:
     return True
 
 
-def _restart(value: Any) -> bool:
-    return unset(value) or (isinstance(value, dict) and value.get("Name") in ("", "no", None)
-                            and unset(value.get("MaximumRetryCount")))
-
-
 def _log_config(value: Any) -> bool:
     return unset(value) or (isinstance(value, dict) and value.get("Type") in ("", "json-file", None)
                             and unset(value.get("Config")))
@@ -101,11 +100,6 @@ def _console_size(value: Any) -> bool:
                              and all(isinstance(n, int) and n >= 0 for n in value))
 
 
-def _healthcheck(value: Any) -> bool:
-    """No health checks run here: only "none given" and ["NONE"] (disable) say the same."""
-    return blank(value) or (isinstance(value, dict) and value.get("Test") == ["NONE"])
-
-
 # ContainerConfig fields accepted only at their "not set" value, with the defaults spelled out.
 AT_DEFAULT_CONFIG: dict[str, Accept] = {
     "Domainname": unset,
@@ -114,12 +108,9 @@ AT_DEFAULT_CONFIG: dict[str, Accept] = {
     "AttachStderr": anything,
     "OpenStdin": unset,
     "StdinOnce": unset,
-    "Healthcheck": _healthcheck,
     "ArgsEscaped": unset,  # Windows only
     "MacAddress": unset,  # the MAC follows from the address
     "OnBuild": unset,
-    "StopSignal": one_of("SIGTERM", "TERM", "15"),  # docker stop sends SIGTERM
-    "StopTimeout": one_of(10),
     "Shell": unset,
 }
 
@@ -137,7 +128,6 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     # the rest of HostConfig
     "ContainerIDFile": anything,  # the docker CLI writes that file itself
     "LogConfig": _log_config,
-    "RestartPolicy": _restart,
     "VolumeDriver": unset,
     "ConsoleSize": _console_size,
     "Annotations": unset,
@@ -162,9 +152,7 @@ HINTS = {
     "AttachStdin": "stdin is not attached to containers (drop -i)",
     "OpenStdin": "stdin is not attached to containers (drop -i)",
     "StdinOnce": "stdin is not attached to containers (drop -i)",
-    "RestartPolicy": "containers are never restarted (drop --restart)",
     "PublishAllPorts": "random host ports are not supported (publish HOST:CONTAINER)",
-    "Healthcheck": "health checks are not run",
 }
 
 

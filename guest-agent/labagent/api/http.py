@@ -3,10 +3,16 @@
 One thread per connection (ThreadingUnixStreamServer); a client that vanishes mid-stream
 only ends its own thread. Requests are read within limits.Limits: bounded heads and bodies
 (wire.py), timeouts on a client that stalls (timedio.py), a cap on connections.
+
+Connections persist (HTTP/1.1, or HTTP/1.0 with keep-alive) and pipelined requests are
+answered in order; each reply says `Connection: close` when the server will close after it,
+and a close is a half-close, then a short drain of the client's input, so the client reads
+an end of file and never a reset (see Server.shutdown_request).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -15,6 +21,7 @@ import select
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -32,6 +39,11 @@ if TYPE_CHECKING:
     from ..interface import EngineInterface
 
 log = logging.getLogger(__name__)
+# A closing connection reads what the client still sends for up to LINGER seconds and
+# LINGER_BYTES bytes (see Server.shutdown_request); a client that reads our end of file
+# closes at once, so this is only spent on one that keeps writing or keeps the socket.
+LINGER = 2.0
+LINGER_BYTES = 1 << 20
 
 
 @dataclass
@@ -93,6 +105,7 @@ class Request:
         self.hijacked = False
         self._length = handler.body_length  # None: chunked
         self._body_done = self._length == 0
+        self._body_started = False
         self._continued = False
 
     # query ------------------------------------------------------------------------------
@@ -127,6 +140,9 @@ class Request:
             return
         if self._length is not None and self._length > limit:
             raise EngineError(f"request body of {self._length} bytes exceeds the limit of {limit} bytes", 413)
+        if self._body_started:
+            raise EngineError("the request body was already read in part", 500)
+        self._body_started = True  # from here a body cut off midway cannot be resumed
         self._send_continue()
         rfile, length = self.handler.rfile, self._length
         pieces = read_chunked(rfile, self.limits, limit) if length is None else read_exactly(rfile, length)
@@ -164,6 +180,26 @@ class Request:
     def body_consumed(self) -> bool:
         return self._body_done
 
+    def finish_body(self, limit: int) -> bool:
+        """Read and drop what the endpoint left of the body, so the next request can follow.
+
+        A 404 or 409 for a request whose body was never wanted is still an answer on an
+        intact connection, as with Docker. False when the connection cannot be kept: more
+        than `limit` bytes left, a client still waiting for `100 Continue`, broken framing.
+        """
+        if self._body_done:
+            return True
+        if self._body_started or (self._length is not None and self._length > limit):
+            return False
+        if (self.headers.get("Expect") or "").lower() == "100-continue" and not self._continued:
+            return False
+        try:
+            for _ in self.body_chunks(limit):
+                pass
+        except (EngineError, OSError):
+            return False
+        return self._body_done
+
     # replies that stream ----------------------------------------------------------------
     def stream(self, content_type: str, status: int = 200) -> StreamWriter:
         """Send headers now and the body as it comes (the held-open wait, logs -f).
@@ -177,8 +213,9 @@ class Request:
         self.handler.standard_headers(content_type)
         if chunked:
             self.handler.send_header("Transfer-Encoding", "chunked")
-        else:
+        else:  # HTTP/1.0: the body ends where the connection does
             self.handler.close_connection = True
+        self.handler.connection_header()
         self.handler.end_headers()
         self.handler.wfile.flush()
         self.streamed = True
@@ -260,9 +297,17 @@ class Handler(BaseHTTPRequestHandler):
                               len(response.body) if has_body else None)
         for key, value in response.headers.items():
             self.send_header(key, value)
+        self.connection_header()
         self.end_headers()
         if self.command != "HEAD" and has_body:
             self.wfile.write(response.body)
+
+    def connection_header(self) -> None:
+        """Say what happens next: `close` before a close, `keep-alive` to an HTTP/1.0 client that asked."""
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        elif self.request_version == "HTTP/1.0":
+            self.send_header("Connection", "keep-alive")
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """A Docker-style JSON error, then the connection closes (what follows is not trusted)."""
@@ -317,11 +362,15 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _dispatch(self) -> None:
+        """Serve one request. Whether the connection stays is settled before the reply is
+        sent, so the reply says it (a client told nothing reuses the connection)."""
         request, response = self.server.dispatch(self)
-        if request is not None and not request.streamed and response is not None:
-            self.send(response)
-        if request is None or not request.body_consumed:
+        if request is None or request.hijacked or self.close_connection:
+            self.close_connection = True  # what is left of the body is drained at the close
+        elif not request.finish_body(self.server.limits.max_json_body):
             self.close_connection = True
+        if response is not None and (request is None or not request.streamed):
+            self.send(response)
 
     do_GET = do_POST = do_DELETE = do_HEAD = do_PUT = _dispatch
 
@@ -383,6 +432,18 @@ class Server(socketserver.ThreadingUnixStreamServer):
         if not spare:
             threading.Thread(target=self._worker, daemon=True).start()
 
+    def shutdown_request(self, request: Any) -> None:
+        """End a connection so the client reads an end of file, never a reset.
+
+        The write side is shut first (the client sees the reply end), then what the client
+        still sends is read and dropped for a moment: closing a socket with unread input makes
+        the kernel report ECONNRESET to the peer in place of the end of file.
+        """
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+        drain(request, LINGER, LINGER_BYTES)
+        self.close_request(request)
+
     def _refuse(self, request: socket.socket) -> None:
         """503 without reading: the reply fits the socket buffer, so it never blocks accept()."""
         body = json.dumps({"message": f"the engine is serving {self.limits.max_connections} connections, "
@@ -393,9 +454,11 @@ class Server(socketserver.ThreadingUnixStreamServer):
         try:
             request.setblocking(False)
             request.send(reply)
+            request.shutdown(socket.SHUT_WR)
         except OSError as exc:
             log.debug("cannot send the 503: %s", exc)
-        self.shutdown_request(request)
+        drain(request, 0.0, LINGER_BYTES)  # what already came, without blocking accept()
+        self.close_request(request)
 
     def _worker(self) -> None:
         while True:
@@ -413,6 +476,24 @@ class Server(socketserver.ThreadingUnixStreamServer):
                 with self._idle_lock:
                     self._active -= 1
                     self._idle += 1
+
+
+def drain(sock: socket.socket, seconds: float, budget: int) -> None:
+    """Read and drop the client's input until its end of file, `seconds` or `budget` bytes."""
+    deadline = time.monotonic() + seconds
+    try:
+        while budget > 0:
+            left = deadline - time.monotonic()
+            if left > 0:
+                sock.settimeout(left)
+            else:
+                sock.setblocking(False)
+            data = sock.recv(min(budget, 1 << 16))
+            if not data:
+                return
+            budget -= len(data)
+    except OSError:  # timeout, nothing more without blocking, or the client is gone
+        return
 
 
 def engine_error_response(exc: EngineError) -> Response:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import archive, builds, containerops, containers, execs, images, networks, system, volumes
+from . import archive, builds, containerops, containers, events, execs, images, networks, system, systemdf, volumes
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
@@ -19,6 +19,8 @@ TABLES: tuple[Sequence[Route], ...] = (
     execs.ROUTES,
     images.ROUTES,
     builds.ROUTES,
+    events.ROUTES,
+    systemdf.ROUTES,
     volumes.ROUTES,
     archive.ROUTES,
     networks.ROUTES,

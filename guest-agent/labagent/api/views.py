@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
+from ..containers import health
 from ..containers.model import Container, MountSpec
 from ..fsutil import parse_rfc3339
 from ..images.store import Image
@@ -42,7 +43,13 @@ def status_text(c: Container) -> str:
     now = time.time()
     if c.running:
         up = f"Up {human_duration(now - parse_rfc3339(c.state.started_at))}"
-        return f"{up} (Paused)" if c.state.paused else up
+        if c.state.paused:
+            return f"{up} (Paused)"
+        shown = {"starting": "health: starting"}.get(c.state.health, c.state.health)
+        return f"{up} ({shown})" if shown else up
+    if c.state.status == "restarting":
+        ago = human_duration(now - parse_rfc3339(c.state.finished_at))
+        return f"Restarting ({c.state.exit_code}) {ago} ago"
     if c.state.status == "exited":
         ago = human_duration(now - parse_rfc3339(c.state.finished_at))
         return f"Exited ({c.state.exit_code}) {ago} ago"
@@ -96,6 +103,14 @@ def container_summary(c: Container, networks: dict[str, Any] | None = None) -> d
         "NetworkSettings": {"Networks": _networks(c, networks)},
         "Mounts": mount_views(c),
     }
+
+
+def health_state(c: Container) -> dict[str, Any] | None:
+    """State.Health, present once the container has a healthcheck and has run with it."""
+    s = c.state
+    if not s.health:
+        return None
+    return {"Status": s.health, "FailingStreak": s.failing_streak, "Log": list(s.health_log)}
 
 
 def _mount_view(m: MountSpec, data_dir: Callable[[str], Path] | None) -> dict[str, Any]:
@@ -159,26 +174,26 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
     argv = spec.argv or [*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])]
     return {
         "Id": c.id, "Created": c.created, "Path": argv[0] if argv else "", "Args": argv[1:],
-        "State": {"Status": shown_status(c), "Running": c.running, "Paused": c.running and s.paused,
-                  "Restarting": False,
+        "State": {"Status": shown_status(c), "Running": c.running or s.status == "restarting",
+                  "Paused": c.running and s.paused, "Restarting": s.status == "restarting",
                   "OOMKilled": s.oom_killed, "Dead": s.status == "dead", "Pid": s.pid,
                   "ExitCode": s.exit_code, "Error": s.error, "StartedAt": s.started_at,
-                  "FinishedAt": s.finished_at},
+                  "FinishedAt": s.finished_at, **({"Health": health_state(c)} if s.health else {})},
         "Image": spec.image_id, "ResolvConfPath": f"{bundle}/resolv.conf",
         "HostnamePath": f"{bundle}/hostname", "HostsPath": f"{bundle}/hosts",
-        "LogPath": f"{bundle}/container-json.log", "Name": f"/{c.name}", "RestartCount": 0,
+        "LogPath": f"{bundle}/container-json.log", "Name": f"/{c.name}", "RestartCount": s.restart_count,
         "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
         "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": {
             "NetworkMode": spec.network_mode, "AutoRemove": spec.auto_remove, "PidMode": spec.pid_mode,
             "ExtraHosts": spec.extra_hosts or None, "Links": hostlines.shown_links(spec, c.name),
             "Dns": spec.dns, "DnsSearch": spec.dns_search, "DnsOptions": spec.dns_options,
+            "RestartPolicy": {"Name": spec.restart.name, "MaximumRetryCount": spec.restart.max_retries},
             "PortBindings": {p.key: [{"HostIp": p.host_ip, "HostPort": "" if p.ephemeral else str(p.host_port)}]
                              for p in spec.ports},
             "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,
             "CpuQuota": lim.cpu_quota, "CpuPeriod": lim.cpu_period, "PidsLimit": lim.pids or None,
             "CpuShares": 0,
-            "RestartPolicy": {"Name": spec.restart.name, "MaximumRetryCount": spec.restart.max_retries},
             "Privileged": False, "ReadonlyRootfs": spec.readonly_rootfs, "SecurityOpt": spec.security_opt or None,
             "CapAdd": spec.cap_add or None, "CapDrop": spec.cap_drop or None, "OomScoreAdj": spec.oom_score_adj,
             "CgroupnsMode": "private",
@@ -198,6 +213,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
             "Volumes": {m.target: {} for m in spec.mounts if m.origin == "volumes"} or None,
             "Entrypoint": spec.entrypoint or cfg.get("Entrypoint"), "Labels": spec.labels,
             "ExposedPorts": {key: {} for key in {*spec.exposed, *(p.key for p in spec.ports)}},
+            **_stop_and_health(c, image_config),
         },
         "NetworkSettings": {
             "Bridge": "labbr0", "SandboxID": c.id if c.network.ip else "", "SandboxKey": "",
@@ -208,25 +224,62 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
     }
 
 
-def image_summary(image: Image, containers: int) -> dict[str, Any]:
+def _stop_and_health(c: Container, image_config: dict[str, Any]) -> dict[str, Any]:
+    """Config's StopSignal, StopTimeout (only when given, as dockerd shows them) and Healthcheck."""
+    shown: dict[str, Any] = {}
+    if c.spec.stop_signal:
+        shown["StopSignal"] = c.spec.stop_signal
+    if c.spec.stop_timeout is not None:
+        shown["StopTimeout"] = c.spec.stop_timeout
+    check = health.to_api(health.effective(c.spec.healthcheck, health.from_image(image_config)))
+    if check is not None:
+        shown["Healthcheck"] = check
+    return shown
+
+
+def image_summary(image: Image, containers: int, tags: list[str] | None = None) -> dict[str, Any]:
+    """One entry of GET /images/json; tags, when given, are the ones a reference filter matched."""
+    shown = image.tags if tags is None else tags
     return {
-        "Id": image.id, "ParentId": "", "RepoTags": image.tags or ["<none>:<none>"],
-        "RepoDigests": [], "Created": int(parse_rfc3339(image.created)), "Size": image.size,
-        "SharedSize": -1, "VirtualSize": image.size,
-        "Labels": (image.config.get("config") or {}).get("Labels") or {}, "Containers": containers,
+        "Id": image.id, "ParentId": image.parent, "RepoTags": shown or ["<none>:<none>"],
+        "RepoDigests": [] if shown else ["<none>@<none>"], "Created": int(parse_rfc3339(image.created)),
+        "Size": image.size, "SharedSize": -1, "VirtualSize": image.size,
+        "Labels": image.labels or None, "Containers": containers,
     }
 
 
-def image_inspect(image: Image, layer_dirs: list[str]) -> dict[str, Any]:
+CONTAINER_CONFIG: dict[str, Any] = {
+    "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+    "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+    "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None,
+    "Labels": None,
+}
+
+
+def _container_config(value: object) -> dict[str, Any]:
+    """An image's (container) config with every field Docker shows, defaults where it says none."""
+    return {**CONTAINER_CONFIG, **(value if isinstance(value, dict) else {})}
+
+
+def image_inspect(image: Image, layer_dirs: list[str], last_tag_time: str) -> dict[str, Any]:
+    """GET /images/{name}/json, in the shape docker-py and docker-compose read."""
     cfg = image.config
+    data: dict[str, str] = {}
+    if layer_dirs:
+        data["UpperDir"] = layer_dirs[-1]
+    if len(layer_dirs) > 1:
+        data["LowerDir"] = ":".join(reversed(layer_dirs[:-1]))
     return {
-        "Id": image.id, "RepoTags": image.tags, "RepoDigests": [], "Parent": "", "Comment": "",
-        "Created": image.created, "DockerVersion": "", "Author": cfg.get("author", ""),
-        "Config": cfg.get("config") or {}, "Architecture": cfg.get("architecture", ""),
-        "Os": cfg.get("os", "linux"), "Size": image.size, "VirtualSize": image.size,
-        "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": ":".join(reversed(layer_dirs))}},
+        "Id": image.id, "RepoTags": image.tags, "RepoDigests": [], "Parent": image.parent,
+        "Comment": str(cfg.get("comment") or ""), "Created": image.created,
+        "Container": str(cfg.get("container") or ""), "ContainerConfig": _container_config(cfg.get("container_config")),
+        "DockerVersion": str(cfg.get("docker_version") or ""), "Author": str(cfg.get("author") or ""),
+        "Config": _container_config(cfg.get("config")), "Architecture": str(cfg.get("architecture") or ""),
+        **({"Variant": cfg["variant"]} if isinstance(cfg.get("variant"), str) else {}),
+        "Os": str(cfg.get("os") or "linux"), "Size": image.size, "VirtualSize": image.size,
+        "GraphDriver": {"Name": "overlay2", "Data": data},
         "RootFS": {"Type": "layers", "Layers": image.diff_ids},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        "Metadata": {"LastTagTime": last_tag_time},
     }
 
 

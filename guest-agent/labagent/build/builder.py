@@ -103,7 +103,8 @@ class Builder:
                 raise _with_line(step, exc) from None
             history.append({"created": created, "created_by": str(step), "empty_layer": step.verb not in
                             ("RUN", "COPY")})
-        image = self.store.add_image(self._config(config, diff_ids, history, created), blobs, tags)
+        image = self.store.add_image(self._config(config, diff_ids, history, created), blobs, tags,
+                                     parent=base.id)
         emit(f"Successfully built {image.id[7:19]}\n")
         for tag in image.tags:
             emit(f"Successfully tagged {tag}\n")

@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import BadParameter, Conflict, EngineError, NotModified
 from ..events import Events
-from ..fsutil import new_id, read_json, rfc3339, rmtree, write_json
+from ..fsutil import new_id, parse_rfc3339, read_json, rfc3339, rmtree, write_json
 from ..images.store import ImageStore
 from ..network import addressing, dnsconf
 from ..network.interface import ContainerNetwork, SlotWiring
 from ..network.nftrules import PortRule
 from ..network.pool import NetnsPool, Slot
 from ..runtime.cgroups import Cgroups
-from ..runtime.crun import Runtime
+from ..runtime.crun import Runtime, parse_signal
 from ..runtime.filewatch import DirWatch
 from ..runtime.overlay import Mounter
 from ..runtime.supervisor import Supervisor
-from . import hostports, mountplan, ocispec, users
+from . import health, hostports, mountplan, ocispec, restart, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
 from .volumes import VolumeStore
@@ -59,6 +59,8 @@ class Lifecycle:
         self._slots: dict[str, Slot] = {}  # taken from the pool, not yet claimed
         self.supervisor = Supervisor()
         self.events = Events()  # the engine's bus replaces this one
+        self.restarts = restart.Restarts(self._policy_start)
+        self.health: health.Health | None = None  # the engine's probes (they run through its Execs)
         self.volumes = VolumeStore(store.dir.parent / "volumes")
         self.networks: Networks | None = None  # user-defined networks, set by the engine
 
@@ -86,6 +88,10 @@ class Lifecycle:
             ip = addressing.allocate_ip(self._used_ips())
             self.pool.hold(ip)
             return ip
+
+    def starting_ids(self) -> set[str]:
+        with self.store.lock:
+            return set(self._starting)
 
     def _op(self, cid: str) -> threading.Lock:
         with self.store.lock:
@@ -125,7 +131,14 @@ class Lifecycle:
         if self.networks is not None:
             self.networks.joined(container)
         self.store.logfile(cid)
+        self._emit(container, "create")
         return container
+
+    def _emit(self, container: Container, action: str, **extra: str) -> None:
+        """A container event with Docker's attributes: its labels, name and image."""
+        self.events.emit("container", action, container.id,
+                         **{**container.spec.labels, "name": container.name, "image": container.spec.image,
+                            **extra})
 
     def _write_files(self, container: Container, image_config: dict[str, Any]) -> None:
         bundle = self.store.bundle(container.id)
@@ -186,13 +199,20 @@ class Lifecycle:
                 handle.write(text)
 
     # start -----------------------------------------------------------------------------
-    def start(self, ref: str) -> None:
+    def start(self, ref: str, policy: bool = False) -> None:
+        """A user's start, or (policy=True) the restart policy's once the back-off is over."""
         container = self.store.get(ref)
+        if not policy:
+            self.restarts.forget(container.id)  # a start during the back-off starts it now
         quiet = self.pool.starting() if self.pool is not None else contextlib.nullcontext()
         with quiet, self._op(container.id):
+            if policy and not container.state.restarting:
+                return  # stopped, killed or started by the user meanwhile
             if container.running:
                 raise NotModified("container already started")
             with self.store.lock:
+                if not policy:
+                    container.state.restart_count = 0  # dockerd counts retries since the user's start
                 self._check_ports(container)
                 if container.spec.network_mode == "bridge":
                     slot = self.pool.take() if self.pool is not None else None
@@ -216,6 +236,7 @@ class Lifecycle:
                     with self.store.lock:
                         self._starting.discard(container.id)
                 self._await_pid(container, watch)
+        self.resume_health(container)  # once it runs: a probe needs the container's process
 
     def _start_failed(self, container: Container, exc: BaseException) -> None:
         """Record why a start failed, and remove an AutoRemove container, as dockerd does:
@@ -223,6 +244,8 @@ class Lifecycle:
         with self.store.changed:
             container.state.error = str(exc)
             container.state.exit_code = 128
+            if container.state.status == "restarting":  # a failed policy restart ends the policy's go
+                container.state.status, container.state.restarting = "exited", False
             self.store.save(container)
         if container.spec.auto_remove:
             threading.Thread(target=self._auto_remove, args=(container.id,), daemon=True).start()
@@ -253,6 +276,7 @@ class Lifecycle:
             undo.append(lambda: self.mounter.unmount(bundle / "rootfs"))
             mountplan.prepare(container, bundle / "rootfs", self.volumes)
             self._resolve_user(container, image.config)
+            check = health.to_check(health.effective(container.spec.healthcheck, health.from_image(image.config)))
             undo.append(self.refresh_network)
             self.refresh_network()
             shim = self.runtime.launch(cid, bundle, procs)
@@ -267,12 +291,27 @@ class Lifecycle:
         with self.store.lock:
             container.state = ContainerState(
                 status="running", shim_pid=shim.pid, shim_start=shim.start, started_at=rfc3339(),
-                exits=container.state.exits)
+                exits=container.state.exits, restart_count=container.state.restart_count,
+                health="starting" if check else "")
             # not fsynced: a node crash ends the shim too, and adopt() then reads the
             # record as stopped whichever version of it survived
             self.store.save(container, durable=False)
         self._volume_events(container, "mount")
+        self._emit(container, "start")  # before the supervisor can see it die
         self.supervise(container)
+
+    def resume_health(self, container: Container) -> None:
+        """Probe a started or re-adopted running container (its Health so far is kept)."""
+        if self.health is None or not container.running:
+            return
+        try:
+            image_config = self.images.resolve(container.spec.image_id).config
+        except EngineError:
+            image_config = {}
+        check = health.to_check(health.effective(container.spec.healthcheck, health.from_image(image_config)))
+        if check is not None and not container.state.health:
+            container.state.health = "starting"
+        self.health.watch(container, check)
 
     def _volume_events(self, container: Container, action: str) -> None:
         for m in container.spec.mounts:
@@ -338,6 +377,8 @@ class Lifecycle:
         if not self.store.exists(cid):
             return
         container = self.store.get(cid)
+        if self.health is not None:
+            self.health.stop(cid)
         bundle = self.store.bundle(cid)
         # fetched now: once the exit is recorded, a remove() may drop the record and delete
         # the bundle, and fetching it then would create the log file again
@@ -368,10 +409,20 @@ class Lifecycle:
             if code is None and not state.error:
                 state.error = "the container's exit status was lost (engine or node restarted)"
             state.exits += 1
+            again = restart.restart_after_exit(container.spec.restart, state)
+            if again:
+                state.restart_count += 1
+                state.status, state.restarting = "restarting", True
+                # held from now, so a stop that sees "restarting" can cancel it; armed after "die"
+                delay = self.restarts.schedule(cid, time.time() - parse_rfc3339(state.started_at), armed=False)
             self.store.save(container)
         logfile.poke()
         self._volume_events(container, "unmount")
-        if container.spec.auto_remove:
+        self._emit(container, "die", exitCode=str(state.exit_code))
+        if again:
+            self.restarts.arm(cid)
+            log.info("restarting %s in %.1f s (policy %s)", container.name, delay, container.spec.restart.name)
+        elif container.spec.auto_remove:
             threading.Thread(target=self._auto_remove, args=(cid,), daemon=True).start()
 
     def _auto_remove(self, cid: str) -> None:
@@ -379,31 +430,96 @@ class Lifecycle:
             self.remove(cid, force=True, volumes=True)
 
     # stop, kill, wait, remove ----------------------------------------------------------
+    def _policy_start(self, cid: str) -> None:
+        """The back-off is over: start the container again, unless the user acted meanwhile."""
+        try:
+            self.start(cid, policy=True)
+        except NotModified:
+            pass
+        except Exception as exc:  # recorded by _start_failed; the policy gives up, as dockerd's does
+            log.warning("restart of %s failed: %s", cid[:12], exc)
+
+    def _cancel_restart(self, container: Container) -> bool:
+        """The user's stop, kill or remove ends a back-off; True if the container was waiting in one."""
+        self.restarts.cancel(container.id)
+        if container.state.status != "restarting" and not container.state.restarting:
+            return False
+        with self._op(container.id), self.store.changed:  # the op lock: a policy start in flight ends first
+            state = container.state
+            if state.status != "restarting" and not state.restarting:
+                return False
+            state.status, state.restarting, state.stopped_by_user = "exited", False, True
+            if self.store.exists(container.id):
+                self.store.save(container)
+            return True
+
+    def _after_start(self, container: Container) -> None:
+        """Wait for a start in flight (a policy's, in the background) to have its pid to signal."""
+        with self._op(container.id):
+            pass
+
+    def _stopped_by_user(self, container: Container) -> None:
+        with self.store.changed:
+            container.state.stopped_by_user = True
+            self.store.save(container, durable=False)
+
+    @staticmethod
+    def stop_signal(container: Container) -> int:
+        return parse_signal(container.spec.stop_signal, signal.SIGTERM)
+
     def kill(self, ref: str, sig: int = signal.SIGKILL) -> None:
         container = self.store.get(ref)
+        if self._cancel_restart(container):
+            self._emit(container, "kill", signal=str(sig))
+            return
+        self._after_start(container)
         if not container.running:
             raise Conflict(f"Container {container.id} is not running")
+        if sig in (signal.SIGKILL, self.stop_signal(container)):
+            self._stopped_by_user(container)  # a signal meant to end it: no policy restart
+        self._emit(container, "kill", signal=str(sig))
         self._signal(container, sig)
 
     def _signal(self, container: Container, sig: int) -> None:
         self.runtime.kill(container.id, sig, container.state.pid, self.cgroups.container_path(container.id))
 
-    def stop(self, ref: str, timeout: float = 10) -> None:
+    def stop(self, ref: str, timeout: float | None = None) -> None:
+        """StopSignal, then SIGKILL after the timeout (StopTimeout, else 10 s; -1 waits for ever)."""
         container = self.store.get(ref)
+        if self._cancel_restart(container):
+            self._emit(container, "stop")
+            return
+        self._after_start(container)
         if not container.running:
             raise NotModified("container already stopped")
-        run = container.state.exits
+        if timeout is None:
+            timeout = float(container.spec.stop_timeout if container.spec.stop_timeout is not None else 10)
+        self._stopped_by_user(container)
+        if self.health is not None:
+            self.health.stop(container.id)
+        run, sig = container.state.exits, self.stop_signal(container)
+        self._emit(container, "kill", signal=str(sig))
         with contextlib.suppress(Conflict):
-            self._signal(container, signal.SIGTERM)
-        if container.state.paused:  # frozen, it would never see the SIGTERM: thaw it, as dockerd does
+            self._signal(container, sig)
+        if container.state.paused:  # frozen, it would never see the signal: thaw it, as dockerd does
             with contextlib.suppress(EngineError):
                 self._thaw(container)
-        if not self._wait_exit(container, run, timeout):
+        if not self._wait_exit(container, run, None if timeout < 0 else min(timeout, threading.TIMEOUT_MAX)):
+            self._emit(container, "kill", signal=str(int(signal.SIGKILL)))
             with contextlib.suppress(Conflict):
                 self._signal(container, signal.SIGKILL)
             self._wait_exit(container, run, 30)
+        self._emit(container, "stop")
 
-    def _wait_exit(self, container: Container, run: int, timeout: float) -> bool:
+    def restart(self, ref: str, timeout: float | None = None) -> None:
+        """docker restart: stop if running (or waiting to restart), then start."""
+        container = self.store.get(ref)
+        with contextlib.suppress(NotModified):
+            self.stop(ref, timeout)
+        self.start(ref)
+        self._emit(container, "restart")
+
+    def _wait_exit(self, container: Container, run: int, timeout: float | None) -> bool:
         with self.store.changed:
             return self.store.changed.wait_for(lambda: container.state.exits != run, timeout)
 
@@ -417,7 +533,10 @@ class Lifecycle:
                 return not self.store.exists(container.id)
             if condition == "next-exit":
                 return container.state.exits != run
-            return not container.running and container.id not in self._starting
+            if container.state.exits != run:
+                return True  # it exited (a restart policy may already have started it again)
+            return not container.running and container.state.status != "restarting" \
+                and container.id not in self._starting
 
         with self.store.changed:
             while not done():
@@ -429,11 +548,19 @@ class Lifecycle:
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         """volumes (rm -v, and --rm): its anonymous volumes go too, unless another container uses them."""
         container = self.store.get(ref)
+        if container.state.status == "restarting":
+            if not force:
+                raise Conflict(f'cannot remove container "/{container.name}": container is restarting: '
+                               "stop the container before removing or force remove")
+            self._cancel_restart(container)
+        if container.running or container.id in self.starting_ids():
+            self._after_start(container)
         if container.running:
             if not force:
                 raise Conflict(f'cannot remove container "/{container.name}": container is running: '
                                "stop the container before removing or force remove")
             run = container.state.exits
+            self._stopped_by_user(container)
             with contextlib.suppress(Conflict):
                 self._signal(container, signal.SIGKILL)
             self._wait_exit(container, run, 30)
@@ -450,6 +577,10 @@ class Lifecycle:
                 self.networks.forget(container.id)
         with self.store.lock:
             self._op_locks.pop(container.id, None)
+        self.restarts.forget(container.id)
+        if self.health is not None:
+            self.health.stop(container.id)
+        self._emit(container, "destroy")
 
     def _remove_anonymous_volumes(self, container: Container) -> None:
         with self.store.lock:

@@ -191,6 +191,7 @@ def _load_docker(store: ImageStore, archive: Archive, staging: Staging) -> list[
     if not isinstance(entries, list):
         raise BadParameter("manifest.json is not a list of images")
     lines: list[str] = []
+    parents: list[tuple[Any, object]] = []
     for i, entry in enumerate(entries):
         field = f"manifest.json[{i}]"
         if not isinstance(entry, dict):
@@ -200,17 +201,40 @@ def _load_docker(store: ImageStore, archive: Archive, staging: Staging) -> list[
         config = archive.read(name, f"{field}.Config", _digest_of_name(name))
         layers = [archive.to_blob(store, layer, f"{field}.Layers[{j}]", staging, _digest_of_name(layer))
                   for j, layer in enumerate(_strings(entry.get("Layers"), f"{field}.Layers"))]
-        image = _add(store, config, layers, tags, staging, field)
+        image = _add(store, config, layers, tags, staging, field, lines)
+        parents.append((image, entry.get("Parent")))
         lines += _messages(image.id, image.tags)
+    for image, parent in parents:
+        _link_parent(store, image, parent)
     return lines
 
 
+def _link_parent(store: ImageStore, image: Any, parent: object) -> None:
+    """manifest.json's Parent, kept only if it names a stored image whose layers the child's start with."""
+    if not isinstance(parent, str) or parent == image.id:
+        return
+    found = store.by_id(parent)
+    if found is not None and image.diff_ids[:len(found.diff_ids)] == found.diff_ids:
+        store.meta.set_parent(image.id, found.id)
+
+
+def _renames(store: ImageStore, config: bytes, tags: list[str]) -> list[str]:
+    """dockerd's word for a name the load takes from another image (which keeps its other names)."""
+    new_id = "sha256:" + hashlib.sha256(config).hexdigest()
+    names = {normalize(t) for t in tags}
+    return [f"The image {name} already exists, renaming the old one with ID {image.id} to empty string"
+            for image in store.images() for name in image.tags if name in names and image.id != new_id]
+
+
 def _add(store: ImageStore, config: bytes, layers: list[LayerBlob], tags: list[str], staging: Staging,
-         field: str) -> Any:
+         field: str, lines: list[str]) -> Any:
+    lines += _renames(store, config, tags)
     try:
-        return store.add_image(config, layers, tags, staging)
+        image = store.add_image(config, layers, tags, staging)
     except BadParameter as exc:
         raise BadParameter(f"{field}: {exc.message}") from None
+    store.emit("load", image)
+    return image
 
 
 def _descriptor(value: object, field: str, media_types: tuple[str, ...]) -> tuple[str, str, int]:
@@ -292,6 +316,6 @@ def _load_oci(store: ImageStore, archive: Archive, staging: Staging) -> list[str
             _, digest, size = _descriptor(layer, f"{where} layers[{j}]", LAYER_TYPES)
             layers.append(archive.to_blob(store, _blob_name(digest), f"{where} layers[{j}]", staging,
                                           digest, size))
-        image = _add(store, config, layers, tags, staging, where)
+        image = _add(store, config, layers, tags, staging, where, lines)
         lines += _messages(image.id, image.tags)
     return lines

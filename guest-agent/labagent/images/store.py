@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import BadParameter, Conflict, NotFound
+from ..errors import BadParameter, NotFound
 from ..events import Events
-from ..fsutil import read_json, rmtree, write_json
+from ..fsutil import read_json, rfc3339, rmtree, write_json
+from . import reference
 from .layers import DEFAULT_LIMITS, HashingReader, Limits, Whiteouts, open_layer, stream_limit, unpack_layer
+from .meta import ImageMeta
 
 REF_NAME = "org.opencontainers.image.ref.name"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -46,10 +48,16 @@ class Image:
     diff_ids: list[str]
     size: int
     tags: list[str] = field(default_factory=list)
+    parent: str = ""  # the image id a build started FROM, or ""
 
     @property
     def created(self) -> str:
         return str(self.config.get("created") or "1970-01-01T00:00:00Z")
+
+    @property
+    def labels(self) -> dict[str, str]:
+        labels = (self.config.get("config") or {}).get("Labels")
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -60,20 +68,8 @@ class LayerBlob:
 
 
 def normalize(ref: str) -> str:
-    """`busybox`, `docker.io/library/busybox` and `busybox:latest` are one name."""
-    ref = ref.strip()
-    if not ref or any(c.isspace() for c in ref) or "@" in ref:
-        raise BadParameter(f"invalid reference format: {ref!r}")
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "docker.io/", "library/"):
-        if ref.startswith(prefix):
-            ref = ref[len(prefix):]
-            break
-    name, sep, tag = ref.rpartition(":")
-    if not sep or "/" in tag:
-        name, tag = ref, "latest"
-    if not name or not tag:
-        raise BadParameter(f"invalid reference format: {ref!r}")
-    return f"{name.lower()}:{tag}"
+    """`busybox`, `docker.io/library/busybox` and `busybox:latest` are one name (Docker's rules)."""
+    return str(reference.parse(ref.strip()))
 
 
 def digest_hex(digest: str) -> str:
@@ -111,6 +107,7 @@ class ImageStore:
         self.whiteouts = whiteouts
         self.limits: Limits = DEFAULT_LIMITS
         self.events = Events()  # the engine's bus replaces this one
+        self.meta = ImageMeta(self.dir / "lab-meta.json")  # parents and tag times, beside the index
         self._stagings: list[Staging] = []
         self._lock = threading.RLock()
         self._known: dict[str, Image] = {}  # by manifest digest; configs are shared, not copied
@@ -314,8 +311,12 @@ class ImageStore:
         return cfg, diff_ids
 
     def add_image(self, config: bytes, layers: list[LayerBlob], tags: list[str],
-                  staging: Staging | None = None) -> Image:
-        """Record an image whose layer blobs are stored; unpack its layers; move its tags."""
+                  staging: Staging | None = None, parent: str = "") -> Image:
+        """Record an image whose layer blobs are stored; unpack its layers; move its tags.
+
+        An image whose config is already stored keeps its manifest: one image id is one image,
+        whatever compression the second copy of its layers came in.
+        """
         with self._lock:
             _, diff_ids = self.parse_config(config)
             if len(diff_ids) != len(layers):
@@ -324,15 +325,24 @@ class ImageStore:
             for diff_id, blob in zip(diff_ids, layers, strict=True):
                 self.ensure_layer(diff_id, blob.digest, staging)
             config_blob = self.put_bytes(config, staging)
-            manifest = {
-                "schemaVersion": 2,
-                "mediaType": MANIFEST_TYPE,
-                "config": {"mediaType": CONFIG_TYPE, "digest": config_blob.digest,
-                           "size": config_blob.size},
-                "layers": [{"mediaType": b.media_type or LAYER_TAR, "digest": b.digest,
-                            "size": b.size} for b in layers],
-            }
-            mblob = self.put_bytes(json.dumps(manifest, sort_keys=True).encode(), staging)
+            same = [i for i in self.images() if i.id == config_blob.digest]
+            if same:
+                mblob = LayerBlob(same[0].manifest_digest,
+                                  self.blob_path(same[0].manifest_digest).stat().st_size, MANIFEST_TYPE)
+                if staging is not None:
+                    staging.blobs.add(mblob.digest)
+            else:
+                manifest = {
+                    "schemaVersion": 2,
+                    "mediaType": MANIFEST_TYPE,
+                    "config": {"mediaType": CONFIG_TYPE, "digest": config_blob.digest,
+                               "size": config_blob.size},
+                    "layers": [{"mediaType": b.media_type or LAYER_TAR, "digest": b.digest,
+                                "size": b.size} for b in layers],
+                }
+                mblob = self.put_bytes(json.dumps(manifest, sort_keys=True).encode(), staging)
+            if parent:
+                self.meta.set_parent(config_blob.digest, parent)
             index = self._index()
             kept = [
                 m for m in index["manifests"]
@@ -349,6 +359,8 @@ class ImageStore:
                     kept.append({key: m[key] for key in ("mediaType", "digest", "size")})
             index["manifests"] = kept
             self._write_index(index)
+            if names:
+                self.meta.tagged(config_blob.digest, rfc3339())
             return self._load_image(mblob.digest, names)
 
     def _load_image(self, manifest_digest: str, tags: list[str]) -> Image:
@@ -363,7 +375,8 @@ class ImageStore:
             size = sum(int(layer.get("size", 0)) for layer in manifest.get("layers", []))
             diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
             known = self._known[manifest_digest] = Image(config_digest, manifest_digest, config, diff_ids, size)
-        return Image(known.id, manifest_digest, known.config, list(known.diff_ids), known.size, tags)
+        return Image(known.id, manifest_digest, known.config, list(known.diff_ids), known.size, tags,
+                     self.meta.parent(known.id))
 
     def images(self) -> list[Image]:
         with self._lock:
@@ -393,36 +406,71 @@ class ImageStore:
                 return image
         raise NotFound(f"No such image: {name or ref}")
 
+    def manifest_layers(self, image: Image) -> list[LayerBlob]:
+        """The image's layer blobs as its manifest lists them, bottom first."""
+        manifest = read_json(self.blob_path(image.manifest_digest))
+        return [LayerBlob(m["digest"], m["size"], m.get("mediaType", LAYER_TAR)) for m in manifest["layers"]]
+
     def layer_dirs(self, image: Image) -> list[Path]:
         """Bottom layer first."""
         return [self.layer_dir(d) for d in image.diff_ids]
 
-    def remove(self, ref: str, in_use: set[str], force: bool = False) -> list[dict[str, str]]:
-        """`docker rmi`: untag a name, and delete the image once no name or container holds it."""
+    # names -----------------------------------------------------------------------------
+    def emit(self, action: str, image: Image, name: str = "") -> None:
+        """An image event as dockerd logs it: the image's labels, and `name` (its id by default)."""
+        attributes = {k: v for k, v in image.labels.items() if k not in ("type_", "action", "actor_id")}
+        attributes["name"] = name or image.id
+        self.events.emit("image", action, image.id, **attributes)
+
+    def tag(self, image: Image, ref: reference.Reference) -> None:
+        """Point a name at an image; the image that had the name keeps its other names."""
+        name = str(ref)
         with self._lock:
-            image = self.resolve(ref)
-            by_tag = ref.strip().removeprefix("sha256:") not in image.id
             index = self._index()
-            report: list[dict[str, str]] = []
-            if by_tag and len(image.tags) > 1:
-                name = normalize(ref)
-                index["manifests"] = [m for m in index["manifests"]
-                                      if (m.get("annotations") or {}).get(REF_NAME) != name]
-                self._write_index(index)
-                return [{"Untagged": name}]
-            if image.id in in_use and not force:
-                raise Conflict(f"conflict: unable to remove image {ref} (must be forced) - "
-                               "image is being used by a container")
-            index["manifests"] = [m for m in index["manifests"] if m["digest"] != image.manifest_digest]
-            report += [{"Untagged": t} for t in image.tags]
-            if image.id in in_use:  # forced: containers keep their layers, the image goes dangling
+            old = [m for m in index["manifests"] if (m.get("annotations") or {}).get(REF_NAME) == name]
+            index["manifests"] = [m for m in index["manifests"] if m not in old]
+            index["manifests"] = [m for m in index["manifests"]
+                                  if m["digest"] != image.manifest_digest or m.get("annotations")]
+            for m in old:  # the image that lost the name stays, dangling if it has no other
+                if m["digest"] != image.manifest_digest and not any(k["digest"] == m["digest"]
+                                                                     for k in index["manifests"]):
+                    index["manifests"].append({key: m[key] for key in ("mediaType", "digest", "size")})
+            index["manifests"].append({"mediaType": MANIFEST_TYPE, "digest": image.manifest_digest,
+                                       "size": self.blob_path(image.manifest_digest).stat().st_size,
+                                       "annotations": {REF_NAME: name}})
+            self._write_index(index)
+            self.meta.tagged(image.id, rfc3339())
+        self.emit("tag", image, name)
+
+    def untag(self, image: Image, name: str) -> None:
+        """Drop one name; an image left with none stays in the index, dangling."""
+        with self._lock:
+            index = self._index()
+            index["manifests"] = [m for m in index["manifests"]
+                                  if (m.get("annotations") or {}).get(REF_NAME) != name]
+            if not any(m["digest"] == image.manifest_digest for m in index["manifests"]):
                 index["manifests"].append({"mediaType": MANIFEST_TYPE, "digest": image.manifest_digest,
                                            "size": self.blob_path(image.manifest_digest).stat().st_size})
-            else:
-                report.append({"Deleted": image.id})
             self._write_index(index)
-            self.gc(in_use)
-            return report
+        self.emit("untag", image)
+
+    def children(self, image_id: str) -> list[Image]:
+        """The stored images whose parent is image_id."""
+        return [i for i in self.images() if i.parent == image_id]
+
+    def by_id(self, image_id: str) -> Image | None:
+        return next((i for i in self.images() if i.id == image_id), None)
+
+    def delete(self, image: Image) -> tuple[list[str], int]:
+        """Drop an image (all its names) and what only it held: the diff ids and bytes freed."""
+        with self._lock:
+            index = self._index()
+            index["manifests"] = [m for m in index["manifests"] if m["digest"] != image.manifest_digest]
+            self._write_index(index)
+            self.meta.forget(image.id)
+            freed_layers, freed = self.gc(set())
+        self.emit("delete", image)
+        return [d for d in image.diff_ids if self.layer_dir(d).name in freed_layers], freed
 
     def forget_dangling(self, manifest_digest: str) -> None:
         """Drop an untagged entry (a build's interim image) from the index; its blobs stay."""
@@ -432,14 +480,21 @@ class ImageStore:
                                   if m["digest"] != manifest_digest or m.get("annotations")]
             self._write_index(index)
 
-    def gc(self, in_use: set[str]) -> None:
-        """Drop blobs and layer dirs no image (nor a load under way) references any more."""
+    def gc(self, in_use: set[str]) -> tuple[set[str], int]:
+        """Drop blobs and layer dirs no image (nor a load under way) references any more.
+
+        Returns the layer dir names removed and the bytes of the blobs removed.
+        """
+        freed, layers = 0, set()
         with self._lock:
             keep_blobs, keep_layers = self._held()
             keep_blobs_hex = {d.partition(":")[2] for d in keep_blobs}
             for blob in self.blobs.iterdir():
                 if blob.name not in keep_blobs_hex:
+                    freed += blob.lstat().st_size
                     blob.unlink()
             for layer in self.layers.iterdir():
                 if layer.name not in keep_layers and not layer.name.startswith("."):
                     rmtree(layer)
+                    layers.add(layer.name)
+        return layers, freed

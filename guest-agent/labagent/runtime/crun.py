@@ -24,6 +24,7 @@ from ..errors import BadParameter, Conflict, EngineError
 OOM_RESET = "echo 0 > /proc/self/oom_score_adj"
 SHIM = OOM_RESET + '; echo $$ > "$1" 2>/dev/null; shift; exitfile=$1; shift; "$@"; echo $? > "$exitfile"'
 EXEC_SHIM = OOM_RESET + ' && exec "$@"'
+LOG_TAIL = 4096  # bytes of crun's log read for its last error
 
 
 @dataclass(frozen=True)
@@ -146,11 +147,7 @@ class Runtime:
     @staticmethod
     def failure(bundle: Path) -> str:
         """crun's own last error line, for a start that never reached the process."""
-        try:
-            lines = [ln.strip() for ln in (bundle / "crun.log").read_text().splitlines() if ln.strip()]
-        except OSError:
-            return ""
-        return lines[-1] if lines else ""
+        return last_line(bundle / "crun.log")
 
     def kill(self, cid: str, sig: int, pid: int = 0, cgroup: str = "") -> None:
         """Signal the container's init, as `crun kill` does.
@@ -174,15 +171,64 @@ class Runtime:
         if (self.state_dir / cid).exists():
             subprocess.run([*self._base(), "delete", "--force", cid], capture_output=True)
 
-    def exec(self, cid: str, process_file: Path) -> subprocess.Popen[bytes]:
-        """`crun exec --process` without a TTY; the caller pumps stdout and stderr.
+    def exec(self, cid: str, files: ExecFiles | Path, stdin: bool = False,
+             console: Path | None = None) -> subprocess.Popen[bytes]:
+        """`crun exec --process`; the caller pumps stdout and stderr (and feeds stdin if asked).
 
         The process file carries the container's own confinement (capabilities, user,
         rlimits, no_new_privs); crun exec never applies an OOM score, so EXEC_SHIM does.
+        With a console (the process file says terminal: true) crun sends the pty master
+        there and its own stdout and stderr carry only its errors. crun writes the
+        process's pid to files.pid and its errors (a command it could not start) to
+        files.log; given only a process file, crun's errors go to its stderr.
         """
-        argv = [*self._base(), "exec", "--process", str(process_file), cid]
+        if isinstance(files, ExecFiles):
+            argv = [*self._base(), "--log", str(files.log), "exec", "--process", str(files.process),
+                    "--pid-file", str(files.pid)]
+        else:
+            argv = [*self._base(), "exec", "--process", str(files)]
+        if console is not None:
+            argv += ["--tty", "--console-socket", str(console)]
         try:
-            return subprocess.Popen(["/bin/sh", "-c", EXEC_SHIM, "lab-exec", *argv], stdin=subprocess.DEVNULL,
+            return subprocess.Popen(["/bin/sh", "-c", EXEC_SHIM, "lab-exec", *argv, cid],
+                                    stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise EngineError(f"cannot run {self.crun}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ExecFiles:
+    """An exec's files in its container's bundle: the process it runs, its pid, crun's log."""
+
+    process: Path
+    pid: Path
+    log: Path
+
+    @classmethod
+    def of(cls, bundle: Path, exec_id: str) -> ExecFiles:
+        return cls(bundle / f"exec-{exec_id}.json", bundle / f"exec-{exec_id}.pid",
+                   bundle / f"exec-{exec_id}.log")
+
+    def read_pid(self) -> int:
+        try:
+            return int(self.pid.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def remove(self) -> None:
+        for path in (self.process, self.pid, self.log):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def last_line(log: Path) -> str:
+    """crun's own last error line, for a process it never reached."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, os.fstat(handle.fileno()).st_size - LOG_TAIL))
+            text = handle.read(LOG_TAIL).decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""

@@ -1,14 +1,20 @@
 """A stand-in for crun on the host: runs the container's process without namespaces.
 
 It understands just what labagent.runtime.crun calls: run, kill, exec, delete. State lives in
---root as one file per container holding the process pid.
+--root as one file per container holding the process pid. `exec` writes --pid-file, reports a
+command it cannot find to --log, and with a terminal (the process file's, or --tty) makes a
+pty on the host and sends its master to --console-socket, as crun does.
 """
 
+import fcntl
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import termios
 
 CGROUP_ROOT = ""  # set by the generated crun script: run writes the process's pid in its cgroup.procs
 
@@ -26,7 +32,7 @@ def main(args: list[str]) -> int:
     opts: dict[str, list[str]] = {}
     while args and args[0].startswith("--"):
         opt = args.pop(0)
-        if opt in ("--no-new-privs", "--force"):
+        if opt in ("--no-new-privs", "--force", "--tty"):
             opts[opt] = []
         else:
             opts.setdefault(opt, []).append(args.pop(0))
@@ -83,12 +89,58 @@ def main(args: list[str]) -> int:
             os.chdir(process["cwd"])
         with open(os.path.join(root, f"{cid}.exec.json"), "w") as handle:
             json.dump(process, handle)  # for the tests: this fake applies no user, caps or limits
+        if shutil.which(argv[0], path=env.get("PATH", "")) is None and "/" not in argv[0]:
+            message = f"executable file `{argv[0]}` not found in $PATH: No such file or directory\n"
+            if log:
+                with open(log, "a") as handle:
+                    handle.write(message)
+            else:
+                sys.stderr.write(message)
+            return 1
+        if process.get("terminal") or "--tty" in opts:
+            return exec_on_a_pty(argv, env, opts, process)
+        if "--pid-file" in opts:
+            with open(opts["--pid-file"][0], "w") as handle:
+                handle.write(str(os.getpid()))  # execvpe keeps the pid
         os.execvpe(argv[0], argv, env)
     if verb == "delete":
         if os.path.exists(state):
             os.unlink(state)
         return 0
     return 2
+
+
+def exec_on_a_pty(argv: list[str], env: dict[str, str], opts: dict[str, list[str]], process: dict) -> int:
+    """crun's --console-socket handshake: the master goes to the socket, the process runs on the slave."""
+    if "--console-socket" not in opts:
+        print("this fake needs --console-socket for a terminal", file=sys.stderr)
+        return 1
+    master, slave = os.openpty()
+    size = process.get("consoleSize")
+    if size:  # as crun: the pty has its size before the process starts
+        termios.tcsetwinsize(slave, (size["height"], size["width"]))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            for fd in (0, 1, 2):
+                os.dup2(slave, fd)
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    os.close(slave)
+    if "--pid-file" in opts:  # written before the terminal is handed over, so a client never sees pid 0
+        with open(opts["--pid-file"][0], "w") as handle:
+            handle.write(str(pid))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(opts["--console-socket"][0])
+        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+    os.close(master)
+    signal.signal(signal.SIGTERM, lambda s, f: os.kill(pid, s))
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
 
 
 if __name__ == "__main__":

@@ -156,8 +156,8 @@ REFUSED_HOST = [
     ("CgroupnsMode", "host"), ("Cgroup", "host"), ("Init", True),
     ("Ulimits", [{"Name": "nofile", "Soft": 10, "Hard": 10}]), ("Dns", ["not-an-ip"]),
     ("DnsSearch", ["bad domain"]), ("DnsOptions", ["nd ots"]), ("ExtraHosts", ["a:1.2.3.4 b"]), ("GroupAdd", ["10"]),
-    ("RestartPolicy", {"Name": "always", "MaximumRetryCount": 0}),
-    ("RestartPolicy", {"Name": "on-failure", "MaximumRetryCount": 3}),
+    ("RestartPolicy", {"Name": "sometimes"}), ("RestartPolicy", {"Name": "always", "MaximumRetryCount": 3}),
+    ("RestartPolicy", {"Name": "on-failure", "MaximumRetryCount": -1}), ("RestartPolicy", "always"),
     ("LogConfig", {"Type": "syslog", "Config": {}}), ("LogConfig", {"Type": "json-file", "Config": {"max-size": "1m"}}),
     ("ShmSize", 1 << 30), ("CpuShares", 100), ("CpusetCpus", "0"), ("CpusetMems", "0"),
     ("CgroupParent", "/"), ("BlkioWeight", 10), ("MemoryReservation", 1 << 20), ("MemorySwappiness", 10),
@@ -180,8 +180,9 @@ def test_unsupported_host_options_are_refused_by_name(field: str, value: Any) ->
 
 REFUSED_CONFIG = [
     ("Domainname", "lab.example"), ("AttachStdin", True), ("OpenStdin", True), ("StdinOnce", True),
-    ("Healthcheck", {"Test": ["CMD-SHELL", "true"]}),
-    ("MacAddress", "02:42:ac:11:00:02"), ("StopSignal", "SIGINT"), ("StopTimeout", 5), ("Shell", ["/bin/bash"]),
+    ("Healthcheck", {"Test": ["SHELL", "true"]}), ("Healthcheck", {"Test": ["CMD"]}),
+    ("Healthcheck", {"Test": ["CMD", "true"], "Interval": 5}), ("Healthcheck", {"Test": ["NONE"], "Retries": -1}),
+    ("MacAddress", "02:42:ac:11:00:02"), ("StopSignal", "SIGNOPE"), ("StopTimeout", "5"), ("Shell", ["/bin/bash"]),
     ("OnBuild", ["RUN x"]), ("ArgsEscaped", True), ("SomethingNewer", "x"),
 ]
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 from labagent.errors import BadParameter, Conflict, NotFound
-from labagent.images import busybox
+from labagent.images import busybox, delete
 from labagent.images.load import load_archive
 from labagent.images.store import ImageStore, normalize
 
@@ -109,8 +109,8 @@ def test_retag_moves_the_name_and_rmi_collects_layers(tmp_path, store):
     assert store.resolve("app:1").id != first.id
     assert {i.id: i.tags for i in store.images()}[first.id] == []
     with pytest.raises(Conflict):
-        store.remove("app:1", in_use={store.resolve("app:1").id})
-    report = store.remove("app:1", in_use=set())
+        delete.remove(store, "app:1", {store.resolve("app:1").id: [delete.User("c" * 64, running=False)]})
+    report = delete.remove(store, "app:1", {})
     assert {"Deleted": store.images()[0].id} not in report
     assert not store.layer_dir(sha(TOP)).exists()
     assert store.layer_dir(sha(BASE)).exists()  # the dangling first image still holds it
