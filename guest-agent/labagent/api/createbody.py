@@ -13,6 +13,7 @@ from typing import Any
 from ..containers import mounts, security, users
 from ..containers.model import CreateSpec, Limits, PortBinding, check_port, check_proto
 from ..errors import BadParameter
+from ..network import hostlines
 from ..runtime.cgroups import MAX_SHARES, MIN_SHARES
 from ..units import parse_memory
 from . import createfields, netbody, stopbody
@@ -51,14 +52,12 @@ def _ports(bindings: Any) -> list[PortBinding]:
             raise BadParameter(f"HostConfig.PortBindings[{str(key)[:32]!r}] must be a list of objects")
         for target in targets or []:
             host = (target or {}).get("HostPort") or ""
-            if not host:
-                raise BadParameter(f"port {key}: a host port is required "
-                                   "(random host ports are not supported)")
             host_ip = (target or {}).get("HostIp") or ""
             if not isinstance(host_ip, str):
                 raise BadParameter(f"port {key}: HostIp must be a string")
-            ports.append(PortBinding(check_port(cport), check_port(host), check_proto(proto or "tcp"),
-                                     host_ip))
+            ephemeral = host in ("", "0")  # the engine picks one at start (containers/hostports.py)
+            ports.append(PortBinding(check_port(cport), 0 if ephemeral else check_port(host),
+                                     check_proto(proto or "tcp"), host_ip, ephemeral))
     return ports
 
 
@@ -215,4 +214,5 @@ def spec_from_body(body: Any) -> CreateSpec:
     stopbody.read(spec, body, host)
     mounts.read_into(spec, body, host)
     netbody.apply(spec, body, host)
+    hostlines.read_into(spec, host)
     return spec

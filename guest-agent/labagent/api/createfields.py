@@ -62,6 +62,11 @@ HONOURED_HOST = frozenset({
     "RestartPolicy",
     "Tmpfs",
     "VolumesFrom",
+    "ExtraHosts",
+    "Links",
+    "Dns",
+    "DnsOptions",
+    "DnsSearch",
 })
 
 
@@ -128,10 +133,9 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "ConsoleSize": _console_size,
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
-    "Dns": unset, "DnsOptions": unset, "DnsSearch": unset, "ExtraHosts": unset,
     "GroupAdd": unset,
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
-    "Cgroup": unset, "Links": unset,
+    "Cgroup": unset,
     "PublishAllPorts": unset,  # random host ports are not supported
     "StorageOpt": unset,
     "UTSMode": unset,

@@ -15,6 +15,7 @@ from ..containers import health
 from ..containers.model import Container, MountSpec
 from ..fsutil import parse_rfc3339
 from ..images.store import Image
+from ..network import hostlines
 from ..nodefacts import NodeFacts
 
 
@@ -187,8 +188,10 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
         "AppArmorProfile": "", "ExecIDs": None,
         "HostConfig": {
             "NetworkMode": spec.network_mode, "AutoRemove": spec.auto_remove, "PidMode": spec.pid_mode,
+            "ExtraHosts": spec.extra_hosts or None, "Links": hostlines.shown_links(spec, c.name),
+            "Dns": spec.dns, "DnsSearch": spec.dns_search, "DnsOptions": spec.dns_options,
             "RestartPolicy": {"Name": spec.restart.name, "MaximumRetryCount": spec.restart.max_retries},
-            "PortBindings": {p.key: [{"HostIp": p.host_ip, "HostPort": str(p.host_port)}]
+            "PortBindings": {p.key: [{"HostIp": p.host_ip, "HostPort": "" if p.ephemeral else str(p.host_port)}]
                              for p in spec.ports},
             "Memory": lim.memory, "MemorySwap": lim.memory, "NanoCpus": lim.nano_cpus,
             "CpuQuota": lim.cpu_quota, "CpuPeriod": lim.cpu_period, "PidsLimit": lim.pids or None,

@@ -19,7 +19,7 @@ from ..errors import BadParameter, Conflict, EngineError, NotModified
 from ..events import Events
 from ..fsutil import new_id, parse_rfc3339, read_json, rfc3339, rmtree, write_json
 from ..images.store import ImageStore
-from ..network import addressing
+from ..network import addressing, dnsconf
 from ..network.interface import ContainerNetwork, SlotWiring
 from ..network.nftrules import PortRule
 from ..network.pool import NetnsPool, Slot
@@ -28,7 +28,7 @@ from ..runtime.crun import Runtime, parse_signal
 from ..runtime.filewatch import DirWatch
 from ..runtime.overlay import Mounter
 from ..runtime.supervisor import Supervisor
-from . import health, mountplan, ocispec, restart, users
+from . import health, hostports, mountplan, ocispec, restart, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
 from .volumes import VolumeStore
@@ -156,7 +156,7 @@ class Lifecycle:
             host_resolv = self.resolv.read_text()
         except OSError:
             host_resolv = ""
-        (bundle / "resolv.conf").write_text(addressing.resolv_conf(host_resolv))
+        (bundle / "resolv.conf").write_text(dnsconf.render(addressing.resolv_conf(host_resolv), container.spec))
 
     # ports and addresses ---------------------------------------------------------------
     def _active(self, exclude: str = "") -> list[Container]:
@@ -165,6 +165,7 @@ class Lifecycle:
     def _check_ports(self, container: Container) -> None:
         """409 when another running container or a node process holds a host port."""
         taken = {(p.host_port, p.proto): c for c in self._active(container.id) for p in c.spec.ports}
+        container.spec.ports = hostports.assign(container.spec.ports, set(taken), self.network.port_in_use)
         seen: set[tuple[int, str]] = set()
         for port in container.spec.ports:
             key = (port.host_port, port.proto)

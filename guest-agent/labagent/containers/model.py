@@ -20,6 +20,7 @@ class PortBinding:
     host_port: int
     proto: str = "tcp"
     host_ip: str = ""
+    ephemeral: bool = False  # HostPort "" asked: host_port is the engine's pick (hostports.py)
 
     @property
     def key(self) -> str:
@@ -124,6 +125,13 @@ class CreateSpec:
 
     # user-defined networks joined at create (network_mode names the first one)
     networks: dict[str, EndpointSpec] = field(default_factory=dict)
+    # /etc/hosts lines of its own (network/hostlines.py): "name:address" and "container:alias"
+    extra_hosts: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    # resolv.conf lines of its own (network/dnsconf.py), each replacing the node's of its kind
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
 
     @property
     def argv(self) -> list[str]:

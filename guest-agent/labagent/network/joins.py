@@ -22,7 +22,7 @@ from ..containers.model import Container, CreateSpec
 from ..containers.store import ContainerStore
 from ..errors import BadParameter, Conflict, EngineError, NotFound
 from ..events import Events
-from . import addressing, isolation
+from . import addressing, hostlines, isolation
 from .interface import BridgeNetworks
 from .networks import BUILTIN, Endpoint, Ipam, NetworkStore, UserNetwork, allocate_ip, parse_proc_routes
 
@@ -39,6 +39,12 @@ def veth_name(cid: str, net_id: str) -> str:
 def user_mode(spec: CreateSpec) -> str:
     """The user network a container's NetworkMode names, or ""."""
     return "" if spec.network_mode in DEFAULT_MODES else spec.network_mode
+
+
+def _with_short_id(aliases: list[str], cid: str) -> list[str]:
+    """An endpoint's aliases as Docker lists them: the short id added unless already asked for
+    (docker-compose connects with it, and reconnects when it is missing)."""
+    return list(aliases) if cid[:12] in aliases else [*aliases, cid[:12]]
 
 
 class Networks:
@@ -154,6 +160,14 @@ class Networks:
         """404 at create for a network that does not exist, as dockerd answers."""
         for name in self._wanted(spec):
             self.store.get(name)
+        if spec.links and not self._wanted(spec):
+            raise BadParameter("HostConfig.Links: legacy links on the default bridge are not supported by "
+                               "this engine (its containers resolve each other by name; or use a network)")
+        for target, _ in map(hostlines.split_link, spec.links):
+            try:
+                self.containers.get(target)
+            except NotFound as err:
+                raise BadParameter(f"could not get container for {target}: {err}") from None
 
     def joined(self, container: Container) -> None:
         """Record the create body's networks as the new container's endpoints."""
@@ -277,8 +291,9 @@ class Networks:
         with self.store.lock:
             nets = [n for n in self.store.of_container(container.id) if n.endpoints[container.id].ip]
             peers = [(e.ip, cid, list(e.aliases)) for n in nets for cid, e in n.endpoints.items() if e.ip]
+        extra = hostlines.extra_lines(container.spec, addressing.GATEWAY)
         if not nets:
-            return addressing.render_hosts(bridge)
+            return addressing.render_hosts(bridge) + extra
         lines: dict[str, list[str]] = {}
         for ip, cid, aliases in peers:
             try:
@@ -289,8 +304,25 @@ class Networks:
             for name in (owner.name, *aliases, cid[:12]):
                 if name not in names:
                     names.append(name)
+        for ip, alias in self._linked(container, peers):
+            names = lines.setdefault(ip, [])
+            if alias not in names:
+                names.append(alias)
         text = addressing.render_hosts(bridge if container.network.ip else [])
-        return text + "".join(f"{ip}\t{' '.join(names)}\n" for ip, names in sorted(lines.items()))
+        return text + "".join(f"{ip}\t{' '.join(names)}\n" for ip, names in sorted(lines.items())) + extra
+
+    def _linked(self, container: Container, peers: list[tuple[str, str, list[str]]]) -> list[tuple[str, str]]:
+        """(address, alias) of each link: the linked container's address on a network both are on."""
+        found = []
+        for target, alias in map(hostlines.split_link, container.spec.links):
+            try:
+                linked = self.containers.get(target)
+            except NotFound:  # removed since: the link resolves nothing, as in dockerd
+                continue
+            ip = next((ip for ip, cid, _ in peers if cid == linked.id and ip), "")
+            if ip:
+                found.append((ip, alias))
+        return found
 
     def settings_of(self, container: Container) -> dict[str, Any]:
         """NetworkSettings.Networks entries for the user networks the container is on."""
@@ -300,7 +332,7 @@ class Networks:
                 e = net.endpoints[container.id]
                 shown[net.name] = {
                     "IPAMConfig": {"IPv4Address": e.ipv4_config} if e.ipv4_config else None, "Links": None,
-                    "Aliases": [*e.aliases, container.id[:12]], "NetworkID": net.id,
+                    "Aliases": _with_short_id(e.aliases, container.id), "NetworkID": net.id,
                     "EndpointID": e.endpoint_id, "Gateway": net.gateway if e.ip else "", "IPAddress": e.ip,
                     "IPPrefixLen": net.prefix if e.ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                     "GlobalIPv6PrefixLen": 0, "MacAddress": e.mac, "DriverOpts": None,

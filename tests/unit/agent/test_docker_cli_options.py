@@ -38,7 +38,7 @@ def test_privilege_reducing_options_are_kept(eng: EngineProcess) -> None:
     (["--cap-add", "SYS_ADMIN"], "CapAdd"), (["--sysctl", "net.ipv4.ip_forward=1"], "Sysctls"),
     (["--device", "/dev/null"], "Devices"), (["--ipc", "host"], "IpcMode"), (["--uts", "host"], "UTSMode"),
     (["--restart", "sometimes"], "restart"), (["--init"], "Init"),
-    (["--dns", "1.1.1.1"], "Dns"), (["--add-host", "a:1.2.3.4"], "ExtraHosts"),
+    (["--dns-option", "nd ots"], "DnsOptions"), (["--link", "other:db"], "Links"),
     (["--security-opt", "seccomp=unconfined"], "SecurityOpt"), (["--oom-score-adj", "-500"], "OomScoreAdj"),
     (["-i"], "stdin"), (["--log-driver", "syslog"], "LogConfig"),
 ])
