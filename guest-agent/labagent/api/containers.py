@@ -1,19 +1,26 @@
-"""Container endpoints: list, create, inspect, start/stop/restart/kill, wait, remove, logs, attach."""
+"""Container endpoints: list, create, inspect, start/stop/restart/kill, wait, remove, logs, attach, resize."""
 
 from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 
+from ..containers import detachkeys
+from ..containers.attachinput import AttachInput
+from ..containers.logs import Entry
 from ..containers.model import Container, check_name
+from ..containers.stdio import StdinPipe, send_size
 from ..errors import BadParameter, Conflict, EngineError
 from ..interface import EngineInterface
 from ..runtime.crun import parse_signal
 from . import listing, views
 from .createbody import spec_from_body
+from .hijack import HijackedInput, wait_for_head_read
 from .http import Request, Response, json_response
 from .router import Route
-from .streams import batches, entry_bytes, stream_type
+from .stdiobody import MAX_SIZE
+from .streams import RAW, batches, entry_bytes, stream_type
 
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
@@ -128,31 +135,101 @@ def logs(engine: EngineInterface, req: Request, ref: str) -> None:
     logfile = engine.containers.logfile(c.id)
     end = logfile.end()  # the snapshot the past output is read up to, as one read() was
     cursor = logfile.cursor(logfile.tail_start(tail, since, end) if tail is not None and tail >= 0 else 0)
-    writer = req.stream(stream_type(req))
-    for data in batches(entry_bytes(e, stdout, stderr, ts) for e in cursor.entries(since, end)):
+    encode = _entry_bytes(c.spec.tty)
+    writer = req.stream(RAW if c.spec.tty else stream_type(req))
+    for data in batches(encode(e, stdout, stderr, ts) for e in cursor.entries(since, end)):
         writer.write(data)
     if req.flag("follow"):
         for entry in logfile.follow(cursor.offset, lambda: not c.running, req.client_gone):
-            writer.write(entry_bytes(entry, stdout, stderr, ts))
+            writer.write(encode(entry, stdout, stderr, ts))
     writer.close()
 
 
+def _entry_bytes(tty: bool) -> Callable[[Entry, bool, bool, bool], bytes]:
+    """Frames, or for a TTY container its raw bytes: a terminal has one stream, as in Docker."""
+    if not tty:
+        return entry_bytes
+
+    def raw(entry: Entry, stdout: bool, stderr: bool, timestamps: bool) -> bytes:
+        if not (stdout if entry.stream == 1 else stderr):
+            return b""
+        return (entry.time.encode() + b" " if timestamps else b"") + entry.data
+
+    return raw
+
+
 def attach(engine: EngineInterface, req: Request, ref: str) -> None:
-    """Output only (no stdin): past output if logs=1, then live output until the next exit."""
+    """Past output if logs=1, then live output until the next exit; with stdin=1, the client's input.
+
+    Input reaches the container only if it was created with OpenStdin, as in Docker; what
+    its end means (and the detach keys of a TTY) is attachinput.py's.
+    """
     c = engine.containers.get(ref)
     if c.running and c.state.paused:
         raise Conflict("You cannot attach to a paused container, unpause it first")
     stdout, stderr = req.flag("stdout"), req.flag("stderr")
+    keys = detachkeys.parse(req.arg("detachKeys"), "detachKeys") if req.arg("detachKeys") else detachkeys.DEFAULT
+    encode = _entry_bytes(c.spec.tty)
     logfile = engine.containers.logfile(c.id)
     run = c.state.exits
-    writer = req.hijack(stream_type(req))
-    end = logfile.end()
-    cursor = logfile.cursor(0 if req.flag("logs") else end)
-    for data in batches(entry_bytes(e, stdout, stderr, False) for e in cursor.entries(until=end)):
+    pipe = StdinPipe(engine.containers.bundle(c.id)) if req.flag("stdin") and c.spec.open_stdin else None
+    try:
+        writer = req.hijack(RAW if c.spec.tty else stream_type(req))
+    except BaseException:
+        if pipe is not None:
+            pipe.close()
+        raise
+    feed: AttachInput | None = None
+    if pipe is not None:
+        feed = AttachInput(HijackedInput(req), pipe, c.spec.tty, c.spec.stdin_once, keys, logfile.poke,
+                           lambda: engine.events.emit("container", "detach", c.id, name=c.name,
+                                                      image=c.spec.image))
+        feed.start()
+    first = [True]
+
+    def send(data: bytes) -> None:
+        if data and first[0]:
+            first[0] = False
+            wait_for_head_read(req.handler.connection)
         writer.write(data)
-    if req.flag("stream"):
-        for entry in logfile.follow(cursor.offset, lambda: c.state.exits != run, req.client_gone):
-            writer.write(entry_bytes(entry, stdout, stderr, False))
+
+    try:
+        end = logfile.end()
+        cursor = logfile.cursor(0 if req.flag("logs") else end)
+        for data in batches(encode(e, stdout, stderr, False) for e in cursor.entries(until=end)):
+            send(data)
+        if req.flag("stream"):
+            def gone() -> bool:
+                return (feed is not None and feed.ended) or req.client_gone()
+            for entry in logfile.follow(cursor.offset, lambda: c.state.exits != run, gone):
+                if feed is not None and feed.ended:
+                    break
+                send(encode(entry, stdout, stderr, False))
+    except OSError:
+        pass  # the client went (or detached) while output was on its way
+    finally:
+        if feed is not None:
+            feed.stop()
+        if pipe is not None:
+            pipe.close()
+
+
+def resize(engine: EngineInterface, req: Request, ref: str) -> Response:
+    """A TTY container's window size, through its relay; a container without a TTY has none to size."""
+    height, width = _dimension(req, "h"), _dimension(req, "w")
+    c = engine.containers.get(ref)
+    if not c.running:
+        raise Conflict(f"Container {c.id} is not running")
+    if c.spec.tty:
+        send_size(engine.containers.bundle(c.id), height, width)
+    return Response(200, b"", content_type="text/plain")
+
+
+def _dimension(req: Request, name: str) -> int:
+    text = req.arg(name)
+    if not text.isdigit() or int(text) > MAX_SIZE:
+        raise BadParameter(f"{name}: {text[:32]!r} is not a number in 0-{MAX_SIZE}")
+    return int(text)
 
 
 ROUTES: list[Route] = [
@@ -167,4 +244,5 @@ ROUTES: list[Route] = [
     ("DELETE", "/containers/{ref}", remove),
     ("GET", "/containers/{ref}/logs", logs),
     ("POST", "/containers/{ref}/attach", attach),
+    ("POST", "/containers/{ref}/resize", resize),
 ]

@@ -14,7 +14,7 @@ from ..containers import mounts, security, users
 from ..containers.model import CreateSpec, Limits, PortBinding, check_port, check_proto
 from ..errors import BadParameter
 from ..units import parse_memory
-from . import createfields, netbody
+from . import createfields, netbody, stdiobody
 
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 GO_TRUE, GO_FALSE = ("1", "t", "T", "true", "True", "TRUE"), ("0", "f", "F", "false", "False", "FALSE")
@@ -165,8 +165,6 @@ def spec_from_body(body: Any) -> CreateSpec:
     image = body.get("Image")
     if not image or not isinstance(image, str):
         raise BadParameter("Image is required")
-    if body.get("Tty"):
-        raise BadParameter("TTY containers are not supported by this engine (drop -t)")
     host = body.get("HostConfig") or {}
     if not isinstance(host, dict):
         raise BadParameter("HostConfig must be an object")
@@ -209,4 +207,5 @@ def spec_from_body(body: Any) -> CreateSpec:
     # Areas with modules of their own read their fields here, one call each.
     mounts.read_into(spec, body, host)
     netbody.apply(spec, body, host)
+    stdiobody.read_into(spec, body, host)
     return spec

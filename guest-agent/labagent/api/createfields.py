@@ -17,7 +17,7 @@ from ..errors import BadParameter
 
 Accept = Callable[[Any], bool]
 
-# ContainerConfig fields createbody.py reads (Tty is refused there when true).
+# ContainerConfig fields createbody.py reads (Tty and stdin in stdiobody.py).
 HONOURED_CONFIG = frozenset({
     "Hostname",
     "User",
@@ -33,6 +33,9 @@ HONOURED_CONFIG = frozenset({
     "HostConfig",
     "NetworkingConfig",
     "Volumes",
+    "OpenStdin",
+    "StdinOnce",
+    "AttachStdin",
 })
 
 # HostConfig fields createbody.py reads (Privileged only to refuse it).
@@ -57,6 +60,7 @@ HONOURED_HOST = frozenset({
     "OomScoreAdj",
     "Tmpfs",
     "VolumesFrom",
+    "ConsoleSize",
 })
 
 
@@ -90,12 +94,6 @@ def _log_config(value: Any) -> bool:
                             and unset(value.get("Config")))
 
 
-def _console_size(value: Any) -> bool:
-    """Only a TTY has a console, and TTYs are refused: any [height, width] is harmless."""
-    return value is None or (isinstance(value, list) and len(value) == 2
-                             and all(isinstance(n, int) and n >= 0 for n in value))
-
-
 def _healthcheck(value: Any) -> bool:
     """No health checks run here: only "none given" and ["NONE"] (disable) say the same."""
     return blank(value) or (isinstance(value, dict) and value.get("Test") == ["NONE"])
@@ -104,11 +102,8 @@ def _healthcheck(value: Any) -> bool:
 # ContainerConfig fields accepted only at their "not set" value, with the defaults spelled out.
 AT_DEFAULT_CONFIG: dict[str, Accept] = {
     "Domainname": unset,
-    "AttachStdin": unset,  # stdin is not attached here (docker run -i)
     "AttachStdout": anything,  # the client's wish to attach; attach serves output either way
     "AttachStderr": anything,
-    "OpenStdin": unset,
-    "StdinOnce": unset,
     "Healthcheck": _healthcheck,
     "ArgsEscaped": unset,  # Windows only
     "MacAddress": unset,  # the MAC follows from the address
@@ -134,7 +129,6 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "LogConfig": _log_config,
     "RestartPolicy": _restart,
     "VolumeDriver": unset,
-    "ConsoleSize": _console_size,
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
     "Dns": unset, "DnsOptions": unset, "DnsSearch": unset, "ExtraHosts": unset,
@@ -155,9 +149,6 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
 
 
 HINTS = {
-    "AttachStdin": "stdin is not attached to containers (drop -i)",
-    "OpenStdin": "stdin is not attached to containers (drop -i)",
-    "StdinOnce": "stdin is not attached to containers (drop -i)",
     "RestartPolicy": "containers are never restarted (drop --restart)",
     "PublishAllPorts": "random host ports are not supported (publish HOST:CONTAINER)",
     "Healthcheck": "health checks are not run",

@@ -28,7 +28,7 @@ from ..runtime.crun import Runtime
 from ..runtime.filewatch import DirWatch
 from ..runtime.overlay import Mounter
 from ..runtime.supervisor import Supervisor
-from . import mountplan, ocispec, users
+from . import mountplan, ocispec, stdio, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
 from .volumes import VolumeStore
@@ -133,6 +133,7 @@ class Lifecycle:
         config = ocispec.build_config(container, image_config, bundle, bundle / "rootfs", netns,
                                       self.cgroups.container_path(container.id),
                                       mountplan.oci_mounts(container.spec, self.volumes))
+        stdio.apply_terminal(config, container.spec)
         if not config["process"]["args"]:
             raise EngineError("No command specified", 400)
         # no fsync (10 ms under TCG): start() rewrites a config that a node crash left torn
@@ -254,7 +255,7 @@ class Lifecycle:
             self._resolve_user(container, image.config)
             undo.append(self.refresh_network)
             self.refresh_network()
-            shim = self.runtime.launch(cid, bundle, procs)
+            shim = self.runtime.launch(cid, bundle, procs, container.spec.tty, container.spec.open_stdin)
         except BaseException:
             container.network = NetworkState()
             for step in reversed(undo):

@@ -124,6 +124,13 @@ class CreateSpec:
     # user-defined networks joined at create (network_mode names the first one)
     networks: dict[str, EndpointSpec] = field(default_factory=dict)
 
+    # a terminal and stdin (docker run -t, -i): api/stdiobody.py, runtime/stdiorelay.py
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    attach_stdin: bool = False
+    console_size: list[int] = field(default_factory=list)  # [height, width] of the first pty
+
     @property
     def argv(self) -> list[str]:
         return [*self.entrypoint, *self.cmd]

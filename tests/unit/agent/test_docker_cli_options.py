@@ -40,7 +40,7 @@ def test_privilege_reducing_options_are_kept(eng: EngineProcess) -> None:
     (["--restart", "always"], "RestartPolicy"), (["--init"], "Init"),
     (["--dns", "1.1.1.1"], "Dns"), (["--add-host", "a:1.2.3.4"], "ExtraHosts"),
     (["--security-opt", "seccomp=unconfined"], "SecurityOpt"), (["--oom-score-adj", "-500"], "OomScoreAdj"),
-    (["-i"], "stdin"), (["--health-cmd", "true"], "Healthcheck"), (["--log-driver", "syslog"], "LogConfig"),
+    (["--health-cmd", "true"], "Healthcheck"), (["--log-driver", "syslog"], "LogConfig"),
 ])
 def test_an_unsupported_option_is_refused_by_name(eng: EngineProcess, option: list[str], field: str) -> None:
     refused = eng.docker("create", *option, "busybox", "true")

@@ -179,7 +179,7 @@ def test_unsupported_host_options_are_refused_by_name(field: str, value: Any) ->
 
 
 REFUSED_CONFIG = [
-    ("Domainname", "lab.example"), ("AttachStdin", True), ("OpenStdin", True), ("StdinOnce", True),
+    ("Domainname", "lab.example"), ("AttachStdin", "yes"), ("OpenStdin", 1), ("StdinOnce", "true"),
     ("Healthcheck", {"Test": ["CMD-SHELL", "true"]}),
     ("MacAddress", "02:42:ac:11:00:02"), ("StopSignal", "SIGINT"), ("StopTimeout", 5), ("Shell", ["/bin/bash"]),
     ("OnBuild", ["RUN x"]), ("ArgsEscaped", True), ("SomethingNewer", "x"),
