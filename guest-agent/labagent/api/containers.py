@@ -172,6 +172,7 @@ def attach(engine: EngineInterface, req: Request, ref: str) -> None:
     encode = _entry_bytes(c.spec.tty)
     logfile = engine.containers.logfile(c.id)
     run = c.state.exits
+    end = logfile.end()  # before the client may send: what its input makes comes after this
     pipe = StdinPipe(engine.containers.bundle(c.id)) if req.flag("stdin") and c.spec.open_stdin else None
     try:
         writer = req.hijack(RAW if c.spec.tty else stream_type(req))
@@ -194,7 +195,6 @@ def attach(engine: EngineInterface, req: Request, ref: str) -> None:
         writer.write(data)
 
     try:
-        end = logfile.end()
         cursor = logfile.cursor(0 if req.flag("logs") else end)
         for data in batches(encode(e, stdout, stderr, False) for e in cursor.entries(until=end)):
             send(data)

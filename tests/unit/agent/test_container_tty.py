@@ -175,6 +175,41 @@ def test_docker_run_it_through_a_host_terminal(eng: EngineProcess) -> None:
     assert b"got:yo" in output, output
 
 
+@pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")
+def test_docker_run_it_detaches_on_ctrl_p_ctrl_q_and_the_container_runs_on(eng: EngineProcess, sdk) -> None:
+    master, slave = os.openpty()
+    proc = subprocess.Popen([DOCKER, "run", "-it", "--name", "stay", "busybox", "sh", "-c",
+                             "echo ready; read x; echo got:$x"],
+                            stdin=slave, stdout=slave, stderr=slave, env=eng.env(), start_new_session=True)
+    os.close(slave)
+    output, sent = b"", False
+    try:
+        while select.select([master], [], [], 20)[0]:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            output += data
+            if b"ready" in output and not sent:
+                os.write(master, b"\x10\x11")
+                sent = True
+        assert proc.wait(20) == 0, output
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    c = sdk.containers.get("stay")
+    assert c.status == "running"  # detached, not stopped
+    sock = sdk.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1, "detachKeys": "ctrl-x"})._sock
+    sock.sendall(b"later\n")
+    assert b"got:later" in read_until(sock, b"got:later")
+    sock.close()
+    assert c.wait(timeout=20)["StatusCode"] == 0
+    with pytest.raises(docker.errors.APIError, match="detachKeys") as err:
+        sdk.api.attach_socket(c.id, params={"stdin": 1, "stream": 1, "detachKeys": "ctrl-"})
+    assert err.value.status_code == 400
+
+
 def test_a_tty_container_survives_an_engine_restart(tmp_path: Path) -> None:
     first = start_engine(tmp_path / "eng")
     try:
