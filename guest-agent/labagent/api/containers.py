@@ -180,6 +180,7 @@ def attach(engine: EngineInterface, req: Request, ref: str) -> None:
         if pipe is not None:
             pipe.close()
         raise
+    engine.events.emit("container", "attach", c.id, name=c.name, image=c.spec.image)
     feed: AttachInput | None = None
     if pipe is not None:
         feed = AttachInput(HijackedInput(req), pipe, c.spec.tty, c.spec.stdin_once, keys, logfile.poke,
@@ -220,8 +221,9 @@ def resize(engine: EngineInterface, req: Request, ref: str) -> Response:
     c = engine.containers.get(ref)
     if not c.running:
         raise Conflict(f"Container {c.id} is not running")
-    if c.spec.tty:
-        send_size(engine.containers.bundle(c.id), height, width)
+    if c.spec.tty and send_size(engine.containers.bundle(c.id), height, width):
+        engine.events.emit("container", "resize", c.id, name=c.name, image=c.spec.image,
+                           height=str(height), width=str(width))
     return Response(200, b"", content_type="text/plain")
 
 

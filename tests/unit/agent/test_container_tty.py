@@ -236,3 +236,13 @@ def test_a_tty_container_survives_an_engine_restart(tmp_path: Path) -> None:
         client.close()
     finally:
         second.stop()
+
+
+def test_a_resize_emits_dockers_event(engine, client) -> None:
+    body = {"Image": "busybox", "Cmd": ["sh", "-c", "read x"], "Tty": True, "OpenStdin": True}
+    cid = client.json("POST", "/containers/create", body=body)["Id"]
+    client.json("POST", f"/containers/{cid}/start")
+    client.json("POST", f"/containers/{cid}/resize", {"h": 20, "w": 70})
+    resized = [e for e in engine.events.past(0) if e.action == "resize"]
+    assert [(e.actor_id, e.attributes["height"], e.attributes["width"]) for e in resized] == [(cid, "20", "70")]
+    engine.lifecycle.kill(cid)
