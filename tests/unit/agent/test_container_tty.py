@@ -12,6 +12,7 @@ import select
 import socket
 import struct
 import subprocess
+import sys
 import termios
 from pathlib import Path
 
@@ -246,3 +247,31 @@ def test_a_resize_emits_dockers_event(engine, client) -> None:
     resized = [e for e in engine.events.past(0) if e.action == "resize"]
     assert [(e.actor_id, e.attributes["height"], e.attributes["width"]) for e in resized] == [(cid, "20", "70")]
     engine.lifecycle.kill(cid)
+
+
+def test_detach_keys_on_an_input_only_attach_close_the_socket(sdk) -> None:
+    c = sdk.containers.run("busybox", ["cat"], stdin_open=True, tty=True, detach=True)
+    sock = sdk.api.attach_socket(c.id, {"stdin": True, "stream": True})._sock  # no output asked for
+    sock.settimeout(20)
+    sock.sendall(b"\x10")
+    sock.sendall(b"\x11")
+    assert sock.recv(64) == b""  # the engine hung up
+    with pytest.raises(OSError):  # and stopped reading: a unix socket's writer gets EPIPE
+        for _ in range(64):
+            sock.sendall(b"make sure the socket is closed\n")
+    sock.close()
+    c.reload()
+    assert c.status == "running"
+
+
+def test_the_relay_passes_stdin_on_closes_it_at_eof_and_exits_with_cruns_status(tmp_path: Path) -> None:
+    """The relay alone, with `sh` standing in for crun: what the FIFO held before the eof goes first."""
+    fifo = stdiorelay.open_fifo(str(tmp_path / stdiorelay.STDIN_FIFO))  # held, as an attach session does
+    control = stdiorelay.open_fifo(str(tmp_path / stdiorelay.CONTROL_FIFO))
+    os.write(fifo, b"one\ntwo\n")
+    os.write(control, b"size 1 2\nnonsense\neof\n")  # written before the relay runs: it waits in the FIFO
+    relay = subprocess.run([sys.executable, "-I", "-S", stdiorelay.__file__, "--stdin", str(tmp_path), "--",
+                            "sh", "-c", "cat; exit 7"], capture_output=True, timeout=20, check=False)
+    os.close(fifo)
+    os.close(control)
+    assert (relay.returncode, relay.stdout, relay.stderr) == (7, b"one\ntwo\n", b"")
