@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -275,3 +276,24 @@ def test_the_relay_passes_stdin_on_closes_it_at_eof_and_exits_with_cruns_status(
     os.close(fifo)
     os.close(control)
     assert (relay.returncode, relay.stdout, relay.stderr) == (7, b"one\ntwo\n", b"")
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
+def test_a_compose_service_with_tty_and_stdin_open(eng: EngineProcess, sdk, tmp_path: Path) -> None:
+    (tmp_path / "docker-compose.yml").write_text(
+        'version: "3"\nservices:\n  shell:\n    image: busybox\n    command: sh -c "echo up; cat"\n'
+        "    tty: true\n    stdin_open: true\n")
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker-compose", "-p", "ttyproj", *args], cwd=tmp_path, env=eng.env(),
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    assert compose("up", "-d").returncode == 0
+    try:
+        c = sdk.containers.get("ttyproj_shell_1")
+        assert until(lambda: c.logs() == b"up\r\n")  # raw, from its terminal
+        c.reload()  # cat holds on to the open stdin: the service stays up
+        assert c.status == "running" and c.attrs["Config"]["Tty"] and c.attrs["Config"]["OpenStdin"]
+        assert "up" in compose("logs").stdout
+    finally:
+        assert compose("down").returncode == 0
