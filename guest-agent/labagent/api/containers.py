@@ -173,7 +173,7 @@ def attach(engine: EngineInterface, req: Request, ref: str) -> None:
     logfile = engine.containers.logfile(c.id)
     run = c.state.exits
     end = logfile.end()  # before the client may send: what its input makes comes after this
-    pipe = StdinPipe(engine.containers.bundle(c.id)) if req.flag("stdin") and c.spec.open_stdin else None
+    pipe = _stdin_pipe(engine, c) if req.flag("stdin") and c.spec.open_stdin else None
     try:
         writer = req.hijack(RAW if c.spec.tty else stream_type(req))
     except BaseException:
@@ -215,6 +215,13 @@ def attach(engine: EngineInterface, req: Request, ref: str) -> None:
             pipe.close()
 
 
+def _stdin_pipe(engine: EngineInterface, c: Container) -> StdinPipe:
+    try:
+        return StdinPipe(engine.containers.bundle(c.id))
+    except OSError as exc:
+        raise EngineError(f"cannot open the stdin of container {c.id}: {exc.strerror or exc}") from None
+
+
 def resize(engine: EngineInterface, req: Request, ref: str) -> Response:
     """A TTY container's window size, through its relay; a container without a TTY has none to size."""
     height, width = _dimension(req, "h"), _dimension(req, "w")
@@ -229,7 +236,7 @@ def resize(engine: EngineInterface, req: Request, ref: str) -> Response:
 
 def _dimension(req: Request, name: str) -> int:
     text = req.arg(name)
-    if not text.isdigit() or int(text) > MAX_SIZE:
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > MAX_SIZE:
         raise BadParameter(f"{name}: {text[:32]!r} is not a number in 0-{MAX_SIZE}")
     return int(text)
 

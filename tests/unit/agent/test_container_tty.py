@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from labagent.api.createbody import spec_from_body
+from labagent.client import ApiError
 from labagent.errors import BadParameter
 from labagent.runtime import stdiorelay
 
@@ -244,6 +245,10 @@ def test_a_resize_emits_dockers_event(engine, client) -> None:
     body = {"Image": "busybox", "Cmd": ["sh", "-c", "read x"], "Tty": True, "OpenStdin": True}
     cid = client.json("POST", "/containers/create", body=body)["Id"]
     client.json("POST", f"/containers/{cid}/start")
+    for hostile in ("²", "9" * 5000, "-1", "65536", ""):
+        with pytest.raises(ApiError) as err:
+            client.json("POST", f"/containers/{cid}/resize", {"h": hostile, "w": 70})
+        assert err.value.status == 400 and "h:" in err.value.message
     client.json("POST", f"/containers/{cid}/resize", {"h": 20, "w": 70})
     resized = [e for e in engine.events.past(0) if e.action == "resize"]
     assert [(e.actor_id, e.attributes["height"], e.attributes["width"]) for e in resized] == [(cid, "20", "70")]
