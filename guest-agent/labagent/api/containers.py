@@ -1,11 +1,16 @@
-"""Container endpoints: list, create, inspect, start/stop/restart/kill, wait, remove, logs, attach."""
+"""Container endpoints: list, create, inspect, start/stop/restart/kill, wait, remove, logs, attach, resize."""
 
 from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 
+from ..containers import detachkeys
+from ..containers.attachinput import AttachInput
+from ..containers.logs import Entry
 from ..containers.model import Container, check_name
+from ..containers.stdio import StdinPipe, send_size
 from ..containers.usage import tree_size
 from ..errors import BadParameter, Conflict, EngineError
 from ..fsutil import parse_rfc3339
@@ -14,9 +19,11 @@ from ..runtime.crun import parse_signal
 from . import listing, views
 from .createbody import spec_from_body
 from .filters import Filters, parse_filters
+from .hijack import HijackedInput, wait_for_head_read
 from .http import Request, Response, json_response
 from .router import Route
-from .streams import batches, entry_bytes, stream_type
+from .stdiobody import MAX_SIZE
+from .streams import RAW, batches, entry_bytes, stream_type
 from .timestamps import parse_time
 
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
@@ -137,31 +144,110 @@ def logs(engine: EngineInterface, req: Request, ref: str) -> None:
     logfile = engine.containers.logfile(c.id)
     end = logfile.end()  # the snapshot the past output is read up to, as one read() was
     cursor = logfile.cursor(logfile.tail_start(tail, since, end) if tail is not None and tail >= 0 else 0)
-    writer = req.stream(stream_type(req))
-    for data in batches(entry_bytes(e, stdout, stderr, ts) for e in cursor.entries(since, end)):
+    encode = _entry_bytes(c.spec.tty)
+    writer = req.stream(RAW if c.spec.tty else stream_type(req))
+    for data in batches(encode(e, stdout, stderr, ts) for e in cursor.entries(since, end)):
         writer.write(data)
     if req.flag("follow"):
         for entry in logfile.follow(cursor.offset, lambda: not c.running, req.client_gone):
-            writer.write(entry_bytes(entry, stdout, stderr, ts))
+            writer.write(encode(entry, stdout, stderr, ts))
     writer.close()
 
 
+def _entry_bytes(tty: bool) -> Callable[[Entry, bool, bool, bool], bytes]:
+    """Frames, or for a TTY container its raw bytes: a terminal has one stream, as in Docker."""
+    if not tty:
+        return entry_bytes
+
+    def raw(entry: Entry, stdout: bool, stderr: bool, timestamps: bool) -> bytes:
+        if not (stdout if entry.stream == 1 else stderr):
+            return b""
+        return (entry.time.encode() + b" " if timestamps else b"") + entry.data
+
+    return raw
+
+
 def attach(engine: EngineInterface, req: Request, ref: str) -> None:
-    """Output only (no stdin): past output if logs=1, then live output until the next exit."""
+    """Past output if logs=1, then live output until the next exit; with stdin=1, the client's input.
+
+    Input reaches the container only if it was created with OpenStdin, as in Docker; what
+    its end means (and the detach keys of a TTY) is attachinput.py's.
+    """
     c = engine.containers.get(ref)
     if c.running and c.state.paused:
         raise Conflict("You cannot attach to a paused container, unpause it first")
     stdout, stderr = req.flag("stdout"), req.flag("stderr")
+    keys = detachkeys.parse(req.arg("detachKeys"), "detachKeys") if req.arg("detachKeys") else detachkeys.DEFAULT
+    encode = _entry_bytes(c.spec.tty)
     logfile = engine.containers.logfile(c.id)
     run = c.state.exits
-    writer = req.hijack(stream_type(req))
-    end = logfile.end()
-    cursor = logfile.cursor(0 if req.flag("logs") else end)
-    for data in batches(entry_bytes(e, stdout, stderr, False) for e in cursor.entries(until=end)):
+    end = logfile.end()  # before the client may send: what its input makes comes after this
+    pipe = _stdin_pipe(engine, c) if req.flag("stdin") and c.spec.open_stdin else None
+    try:
+        writer = req.hijack(RAW if c.spec.tty else stream_type(req))
+    except BaseException:
+        if pipe is not None:
+            pipe.close()
+        raise
+    engine.events.emit("container", "attach", c.id, name=c.name, image=c.spec.image)
+    feed: AttachInput | None = None
+    if pipe is not None:
+        feed = AttachInput(HijackedInput(req), pipe, c.spec.tty, c.spec.stdin_once, keys, logfile.poke,
+                           lambda: engine.events.emit("container", "detach", c.id, name=c.name,
+                                                      image=c.spec.image))
+        feed.start()
+    first = [True]
+
+    def send(data: bytes) -> None:
+        if data and first[0]:
+            first[0] = False
+            wait_for_head_read(req.handler.connection)
         writer.write(data)
-    if req.flag("stream"):
-        for entry in logfile.follow(cursor.offset, lambda: c.state.exits != run, req.client_gone):
-            writer.write(entry_bytes(entry, stdout, stderr, False))
+
+    try:
+        cursor = logfile.cursor(0 if req.flag("logs") else end)
+        for data in batches(encode(e, stdout, stderr, False) for e in cursor.entries(until=end)):
+            send(data)
+        if req.flag("stream"):
+            def gone() -> bool:
+                return (feed is not None and feed.ended) or req.client_gone()
+            for entry in logfile.follow(cursor.offset, lambda: c.state.exits != run, gone):
+                if feed is not None and feed.ended:
+                    break
+                send(encode(entry, stdout, stderr, False))
+    except OSError:
+        pass  # the client went (or detached) while output was on its way
+    finally:
+        if feed is not None:
+            feed.stop()
+        if pipe is not None:
+            pipe.close()
+
+
+def _stdin_pipe(engine: EngineInterface, c: Container) -> StdinPipe:
+    try:
+        return StdinPipe(engine.containers.bundle(c.id))
+    except OSError as exc:
+        raise EngineError(f"cannot open the stdin of container {c.id}: {exc.strerror or exc}") from None
+
+
+def resize(engine: EngineInterface, req: Request, ref: str) -> Response:
+    """A TTY container's window size, through its relay; a container without a TTY has none to size."""
+    height, width = _dimension(req, "h"), _dimension(req, "w")
+    c = engine.containers.get(ref)
+    if not c.running:
+        raise Conflict(f"Container {c.id} is not running")
+    if c.spec.tty and send_size(engine.containers.bundle(c.id), height, width):
+        engine.events.emit("container", "resize", c.id, name=c.name, image=c.spec.image,
+                           height=str(height), width=str(width))
+    return Response(200, b"", content_type="text/plain")
+
+
+def _dimension(req: Request, name: str) -> int:
+    text = req.arg(name)
+    if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > MAX_SIZE:
+        raise BadParameter(f"{name}: {text[:32]!r} is not a number in 0-{MAX_SIZE}")
+    return int(text)
 
 
 def prune(engine: EngineInterface, req: Request) -> Response:
@@ -202,4 +288,5 @@ ROUTES: list[Route] = [
     ("DELETE", "/containers/{ref}", remove),
     ("GET", "/containers/{ref}/logs", logs),
     ("POST", "/containers/{ref}/attach", attach),
+    ("POST", "/containers/{ref}/resize", resize),
 ]

@@ -16,7 +16,7 @@ from ..errors import BadParameter
 from ..network import hostlines
 from ..runtime.cgroups import MAX_SHARES, MIN_SHARES
 from ..units import parse_memory
-from . import createfields, netbody, stopbody
+from . import createfields, netbody, stdiobody, stopbody
 
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 GO_TRUE, GO_FALSE = ("1", "t", "T", "true", "True", "TRUE"), ("0", "f", "F", "false", "False", "FALSE")
@@ -169,8 +169,6 @@ def spec_from_body(body: Any) -> CreateSpec:
     image = body.get("Image")
     if not image or not isinstance(image, str):
         raise BadParameter("Image is required")
-    if body.get("Tty"):
-        raise BadParameter("TTY containers are not supported by this engine (drop -t)")
     host = body.get("HostConfig") or {}
     if not isinstance(host, dict):
         raise BadParameter("HostConfig must be an object")
@@ -215,4 +213,5 @@ def spec_from_body(body: Any) -> CreateSpec:
     mounts.read_into(spec, body, host)
     netbody.apply(spec, body, host)
     hostlines.read_into(spec, host)
+    stdiobody.read_into(spec, body, host)
     return spec

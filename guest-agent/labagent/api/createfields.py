@@ -17,7 +17,7 @@ from ..errors import BadParameter
 
 Accept = Callable[[Any], bool]
 
-# ContainerConfig fields createbody.py reads (Tty is refused there when true).
+# ContainerConfig fields createbody.py reads (Tty and stdin in stdiobody.py).
 HONOURED_CONFIG = frozenset({
     "Hostname",
     "User",
@@ -36,6 +36,9 @@ HONOURED_CONFIG = frozenset({
     "StopSignal",
     "StopTimeout",
     "Volumes",
+    "OpenStdin",
+    "StdinOnce",
+    "AttachStdin",
 })
 
 # HostConfig fields createbody.py reads (Privileged only to refuse it).
@@ -67,6 +70,7 @@ HONOURED_HOST = frozenset({
     "Dns",
     "DnsOptions",
     "DnsSearch",
+    "ConsoleSize",
 })
 
 
@@ -95,20 +99,13 @@ def _log_config(value: Any) -> bool:
                             and unset(value.get("Config")))
 
 
-def _console_size(value: Any) -> bool:
-    """Only a TTY has a console, and TTYs are refused: any [height, width] is harmless."""
-    return value is None or (isinstance(value, list) and len(value) == 2
-                             and all(isinstance(n, int) and n >= 0 for n in value))
 
 
 # ContainerConfig fields accepted only at their "not set" value, with the defaults spelled out.
 AT_DEFAULT_CONFIG: dict[str, Accept] = {
     "Domainname": unset,
-    "AttachStdin": unset,  # stdin is not attached here (docker run -i)
     "AttachStdout": anything,  # the client's wish to attach; attach serves output either way
     "AttachStderr": anything,
-    "OpenStdin": unset,
-    "StdinOnce": unset,
     "ArgsEscaped": unset,  # Windows only
     "MacAddress": unset,  # the MAC follows from the address
     "OnBuild": unset,
@@ -130,7 +127,6 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "ContainerIDFile": anything,  # the docker CLI writes that file itself
     "LogConfig": _log_config,
     "VolumeDriver": unset,
-    "ConsoleSize": _console_size,
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
     "GroupAdd": unset,
@@ -150,9 +146,6 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
 
 
 HINTS = {
-    "AttachStdin": "stdin is not attached to containers (drop -i)",
-    "OpenStdin": "stdin is not attached to containers (drop -i)",
-    "StdinOnce": "stdin is not attached to containers (drop -i)",
     "PublishAllPorts": "random host ports are not supported (publish HOST:CONTAINER)",
 }
 

@@ -28,7 +28,7 @@ from ..runtime.crun import Runtime, parse_signal
 from ..runtime.filewatch import DirWatch
 from ..runtime.overlay import Mounter
 from ..runtime.supervisor import Supervisor
-from . import health, hostports, mountplan, ocispec, restart, users
+from . import health, hostports, mountplan, ocispec, restart, stdio, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
 from .store import ContainerStore
 from .volumes import VolumeStore
@@ -146,6 +146,7 @@ class Lifecycle:
         config = ocispec.build_config(container, image_config, bundle, bundle / "rootfs", netns,
                                       self.cgroups.container_path(container.id),
                                       mountplan.oci_mounts(container.spec, self.volumes))
+        stdio.apply_terminal(config, container.spec)
         if not config["process"]["args"]:
             raise EngineError("No command specified", 400)
         # no fsync (10 ms under TCG): start() rewrites a config that a node crash left torn
@@ -279,7 +280,7 @@ class Lifecycle:
             check = health.to_check(health.effective(container.spec.healthcheck, health.from_image(image.config)))
             undo.append(self.refresh_network)
             self.refresh_network()
-            shim = self.runtime.launch(cid, bundle, procs)
+            shim = self.runtime.launch(cid, bundle, procs, container.spec.tty, container.spec.open_stdin)
         except BaseException:
             container.network = NetworkState()
             for step in reversed(undo):

@@ -133,6 +133,13 @@ class CreateSpec:
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
 
+    # a terminal and stdin (docker run -t, -i): api/stdiobody.py, runtime/stdiorelay.py
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    attach_stdin: bool = False
+    console_size: list[int] = field(default_factory=list)  # [height, width] of the first pty
+
     @property
     def argv(self) -> list[str]:
         return [*self.entrypoint, *self.cmd]

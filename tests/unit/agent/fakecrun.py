@@ -1,6 +1,6 @@
 """A stand-in for crun on the host: runs the container's process without namespaces.
 
-It understands just what labagent.runtime.crun calls: run, kill, exec, delete. State lives in
+It understands just what labagent.runtime.crun calls: run (with a terminal too), kill, exec, delete. State lives in
 --root as one file per container holding the process pid. `exec` writes --pid-file, reports a
 command it cannot find to --log, and with a terminal (the process file's, or --tty) makes a
 pty on the host and sends its master to --console-socket, as crun does.
@@ -54,6 +54,8 @@ def main(args: list[str]) -> int:
         env["PATH"] = os.environ["PATH"]
         env["HOSTNAME"] = config["hostname"]
         # cwd is the container's upper dir, so relative writes land where overlay would put them
+        if config["process"].get("terminal"):
+            return run_on_a_pty(argv, env, bundle, opts, config, state)
         proc = subprocess.Popen(argv, env=env, cwd=os.path.join(bundle, "upper"))
         with open(state, "w") as handle:
             handle.write(str(proc.pid))
@@ -142,6 +144,49 @@ def exec_on_a_pty(argv: list[str], env: dict[str, str], opts: dict[str, list[str
     os.close(master)
     signal.signal(signal.SIGTERM, lambda s, f: os.kill(pid, s))
     _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
+def run_on_a_pty(argv: list[str], env: dict[str, str], bundle: str, opts: dict[str, list[str]], config: dict,
+                 state: str) -> int:
+    """`run --console-socket` with terminal: true: the process on a host pty, its master sent as crun does."""
+    if "--console-socket" not in opts:
+        print("this fake needs --console-socket for a terminal", file=sys.stderr)
+        return 1
+    master, slave = os.openpty()
+    size = config["process"].get("consoleSize")
+    if size:
+        termios.tcsetwinsize(slave, (size["height"], size["width"]))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # crun sends it before the process runs
+        sock.connect(opts["--console-socket"][0])
+        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+    os.close(master)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            for fd in (0, 1, 2):
+                os.dup2(slave, fd)
+            os.chdir(os.path.join(bundle, "upper"))
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    os.close(slave)
+    with open(state, "w") as handle:
+        handle.write(str(pid))
+    cgroups_path = config.get("linux", {}).get("cgroupsPath", "")
+    if CGROUP_ROOT and cgroups_path:
+        group = os.path.join(CGROUP_ROOT, cgroups_path.lstrip("/"))
+        os.makedirs(group, exist_ok=True)
+        with open(os.path.join(group, "cgroup.procs"), "w") as handle:
+            handle.write(f"{pid}\n")
+    with open(opts["--pid-file"][0], "w") as handle:
+        handle.write(str(pid))
+    signal.signal(signal.SIGTERM, lambda s, f: os.kill(pid, s))
+    _, status = os.waitpid(pid, 0)
+    os.unlink(state)
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
 

@@ -67,7 +67,7 @@ def test_create_errors_have_docker_bodies_and_statuses(client, engine):
         ({"Image": "nosuch"}, 404, "No such image: nosuch:latest"),
         ({"Image": "busybox", "HostConfig": {"Memory": "64Q"}}, 400, "invalid size"),
         ({"Image": "busybox", "HostConfig": {"NanoCpus": 1, "CpuPeriod": 100000}}, 400, "Conflicting"),
-        ({"Image": "busybox", "Tty": True}, 400, "TTY"),
+        ({"Image": "busybox", "Tty": "yes"}, 400, "Tty"),
         ({"Image": "busybox", "HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": "99999"}]}}},
          400, "invalid port"),
     ]

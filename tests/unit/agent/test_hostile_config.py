@@ -179,7 +179,7 @@ def test_unsupported_host_options_are_refused_by_name(field: str, value: Any) ->
 
 
 REFUSED_CONFIG = [
-    ("Domainname", "lab.example"), ("AttachStdin", True), ("OpenStdin", True), ("StdinOnce", True),
+    ("Domainname", "lab.example"), ("AttachStdin", "yes"), ("OpenStdin", 1), ("StdinOnce", "true"),
     ("Healthcheck", {"Test": ["SHELL", "true"]}), ("Healthcheck", {"Test": ["CMD"]}),
     ("Healthcheck", {"Test": ["CMD", "true"], "Interval": 5}), ("Healthcheck", {"Test": ["NONE"], "Retries": -1}),
     ("MacAddress", "02:42:ac:11:00:02"), ("StopSignal", "SIGNOPE"), ("StopTimeout", "5"), ("Shell", ["/bin/bash"]),
