@@ -22,6 +22,7 @@ from .tree import PLAIN, NotRegular, kind, open_regular, reopen_regular, walk
 MAX_ENTRIES = 200_000  # files, directories and links one COPY source may hold
 MAX_BYTES = 8 << 30  # bytes one COPY source may make the build read (it is read twice: hash, copy)
 WILDCARDS = "*?["
+ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")  # gzip bzip2 xz zstd
 
 
 class Budget:
@@ -105,6 +106,15 @@ class Context:
                 yield Entry(node.path, node.st, link, node.dirfd, node.name, f"{what}: {node.path}")
         finally:
             os.close(top)
+
+    def is_archive(self, rel: str) -> bool:
+        """Whether the regular file rel starts as a tar or a compressed stream: ADD would extract it."""
+        top = next(self.entries(rel))
+        if not stat.S_ISREG(top.st.st_mode):
+            return False
+        with os.fdopen(top.open(), "rb") as handle:
+            head = handle.read(512)
+        return head.startswith(ARCHIVE_MAGIC) or head[257:262] == b"ustar"
 
     def digest(self, sources: list[str]) -> str:
         """What the sources hold (names, modes, bytes, link targets): COPY's part of its cache key."""
