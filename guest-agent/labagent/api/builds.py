@@ -108,8 +108,6 @@ def options(req: Request) -> BuildOptions:
         value = req.arg(name)
         if value.lower() not in UNSET:
             raise BadParameter(f"{name}: {what} is not supported by this builder")
-    if req.arg("rm").lower() in ("0", "false"):
-        raise BadParameter("rm: keeping intermediate containers is not supported by this builder")
     cache_from = _json(req, "cachefrom", None)
     if cache_from is not None and (not isinstance(cache_from, list) or len(cache_from) > MAX_PAIRS
                                    or not all(isinstance(c, str) for c in cache_from)):
@@ -122,6 +120,7 @@ def options(req: Request) -> BuildOptions:
         network_mode="bridge" if network == "default" else network,
         target=req.arg("target"),
         nocache=req.flag("nocache"),
+        remove=req.flag("rm", True) or req.flag("forcerm"),
         cache_from=cache_from if cache_from else None,
     )
 
@@ -148,7 +147,9 @@ def build(engine: EngineInterface, req: Request) -> None:
     context = engine.images.tmp / f"context-{secrets.token_hex(8)}"
     try:
         receive_context(req, context)
-        name = req.arg("dockerfile")
+        # the first value, as Docker reads it: docker-py sends a second one (the text) for a file
+        # from outside the context
+        name = (parse_qs(urlsplit(req.handler.path).query).get("dockerfile") or [""])[0]
         text = containerfile(context, name)
         _drop_client_files(context, name)
         writer = req.stream("application/json")

@@ -413,8 +413,9 @@ class Builder:
             return self._commit_layer(work)
         finally:
             rmtree(work)
-            engine.lifecycle.remove(container.id, force=True)
-            self.store.forget_dangling(interim.manifest_digest)
+            if self.options.remove:
+                engine.lifecycle.remove(container.id, force=True)
+                self.store.forget_dangling(interim.manifest_digest)
 
     @staticmethod
     def _config(config: dict[str, Any], diff_ids: list[str], history: list[dict[str, Any]],

@@ -109,11 +109,15 @@ class Context:
 
     def is_archive(self, rel: str) -> bool:
         """Whether the regular file rel starts as a tar or a compressed stream: ADD would extract it."""
-        top = next(self.entries(rel))
-        if not stat.S_ISREG(top.st.st_mode):
-            return False
-        with os.fdopen(top.open(), "rb") as handle:
-            head = handle.read(512)
+        entries = self.entries(rel)
+        try:
+            top = next(entries)
+            if not stat.S_ISREG(top.st.st_mode):
+                return False
+            with os.fdopen(top.open(), "rb") as handle:
+                head = handle.read(512)
+        finally:
+            entries.close()
         return head.startswith(ARCHIVE_MAGIC) or head[257:262] == b"ustar"
 
     def digest(self, sources: list[str]) -> str:

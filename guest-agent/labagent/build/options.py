@@ -22,6 +22,7 @@ class BuildOptions:
     target: str = ""
     nocache: bool = False
     cache_from: list[str] | None = None  # None: every cached step may be used
+    remove: bool = True  # rm=false keeps each RUN step's container and the image it ran, as Docker does
 
 
 def bounded_pairs(what: str, value: object) -> dict[str, str]:
