@@ -50,20 +50,20 @@ def files(sdk, image: str) -> dict[str, bytes | None]:
     """The image's files as `docker save` gives them (path -> content, None for a directory), the
     layers applied in order: containers of the fake runtime do not see their image's root, so
     the image is read, not run."""
-    saved = tarfile.open(fileobj=io.BytesIO(b"".join(sdk.images.get(image).save())))
-    manifest = json.load(saved.extractfile("manifest.json"))
     tree: dict[str, bytes | None] = {}
-    for layer in manifest[0]["Layers"]:
-        with tarfile.open(fileobj=saved.extractfile(layer)) as tar:
-            for member in tar:
-                name = "/" + member.name.strip("./").removesuffix("/")
-                base = name.rsplit("/", 1)
-                if base[-1].startswith(".wh."):
-                    gone = base[0] + "/" + base[-1][4:]
-                    tree = {k: v for k, v in tree.items() if k != gone and not k.startswith(gone + "/")}
-                    continue
-                handle = tar.extractfile(member) if member.isfile() else None
-                tree[name] = handle.read() if handle else None
+    with tarfile.open(fileobj=io.BytesIO(b"".join(sdk.images.get(image).save()))) as saved:
+        manifest = json.load(saved.extractfile("manifest.json"))
+        for layer in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=saved.extractfile(layer)) as tar:
+                for member in tar:
+                    name = "/" + member.name.strip("./").removesuffix("/")
+                    base = name.rsplit("/", 1)
+                    if base[-1].startswith(".wh."):
+                        gone = base[0] + "/" + base[-1][4:]
+                        tree = {k: v for k, v in tree.items() if k != gone and not k.startswith(gone + "/")}
+                        continue
+                    handle = tar.extractfile(member) if member.isfile() else None
+                    tree[name] = handle.read() if handle else None
     return tree
 
 
@@ -84,7 +84,7 @@ def test_progress_messages_have_dockers_shapes_and_order(sdk) -> None:
     assert lines[-3] == {"aux": {"ID": image_id}}
     assert lines[-2] == {"stream": f"Successfully built {image_id[7:19]}\n"}
     assert lines[-1] == {"stream": "Successfully tagged shapes:1\n"}
-    image, logs = sdk.images.build(fileobj=script("FROM busybox", "LABEL x=y"), tag="shapes:2")
+    image, _ = sdk.images.build(fileobj=script("FROM busybox", "LABEL x=y"), tag="shapes:2")
     assert image.tags == ["shapes:2"] and image.labels == {"x": "y"}
 
 
@@ -157,8 +157,7 @@ def test_buildargs_fill_args_and_labels_are_added(sdk) -> None:
     text = script("FROM busybox", "ARG who", "ARG greeting=hello", "ARG unset_one",
                   "RUN test \"$greeting-$who\" = \"hello-nobody\"",
                   "USER $who", "LABEL say=\"${greeting} ${who}\" other=${unset_one:-fallback}")
-    image, _ = sdk.images.build(fileobj=text, tag="args:1", buildargs={"who": "nobody"},
-                                labels={"from": "query"})
+    sdk.images.build(fileobj=text, tag="args:1", buildargs={"who": "nobody"}, labels={"from": "query"})
     config = sdk.api.inspect_image("args:1")["Config"]
     assert config["User"] == "nobody"
     assert config["Labels"] == {"say": "hello nobody", "other": "fallback", "from": "query"}
