@@ -12,7 +12,7 @@ import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from ..beneath import open_in_root
@@ -71,7 +71,7 @@ class Context:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def entries(self, rel: str) -> Iterator[Entry]:
+    def entries(self, rel: str) -> Generator[Entry, None, None]:
         """What the source rel holds, the source first; refuses what a build must not read."""
         what = f"COPY source {rel!r}"
         if any(c in rel for c in WILDCARDS):
