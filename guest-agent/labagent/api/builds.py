@@ -113,8 +113,11 @@ def options(req: Request) -> BuildOptions:
                                    or not all(isinstance(c, str) for c in cache_from)):
         raise BadParameter("cachefrom: want a JSON array of image names")
     network = req.arg("networkmode") or "default"
+    tags = parse_qs(urlsplit(req.handler.path).query).get("t", [])
+    if len(tags) > MAX_PAIRS:
+        raise BadParameter(f"t: more than {MAX_PAIRS} tags")
     return BuildOptions(
-        tags=parse_qs(urlsplit(req.handler.path).query).get("t", [])[:MAX_PAIRS],
+        tags=tags,
         buildargs=bounded_pairs("buildargs", _json(req, "buildargs", {})),
         labels=bounded_pairs("labels", _json(req, "labels", {})),
         network_mode="bridge" if network == "default" else network,

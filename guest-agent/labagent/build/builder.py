@@ -183,13 +183,17 @@ class Builder:
                 if image is None or other.id != image.id:
                     self.store.forget_dangling(other.manifest_digest)
 
-    def _arg(self, step: Instruction, args: dict[str, str], env: dict[str, str]) -> None:
+    def _arg(self, step: Instruction, args: dict[str, str], env: dict[str, str],
+             outer: dict[str, str] | None = None) -> None:
+        """ARG: the build arg given, else its default, else (in a stage) the global ARG's value."""
         name = step.args[0]
         self.used_args.add(name)
         if name in self.options.buildargs:
             args[name] = self.options.buildargs[name]
         elif len(step.args) > 1:
             args[name] = expand(step.args[1], env)
+        elif outer is not None and name in outer:
+            args[name] = outer[name]
         else:
             args.pop(name, None)
 
@@ -226,7 +230,7 @@ class Builder:
                     emit(f" ---> {entry['diff_id'][7:19]}\n")
                 else:
                     if step.verb == "ARG":
-                        self._arg(step, args, {**meta, **env} if step.args[0] in meta else env)
+                        self._arg(step, args, env, meta)
                     else:
                         self._apply(step, config, env)
                     key = _hash(key, str(step), json.dumps(sorted(args.items())))
@@ -304,11 +308,9 @@ class Builder:
             return expand(word, env)
 
         if step.verb == "ENV":
-            values = dict(env)
             current = [e for e in config.get("Env") or []]
             for name, value in zip(step.args[::2], step.args[1::2], strict=True):
-                value = expand(value, values)
-                values[name] = value
+                value = expand(value, env)  # the values from before this ENV, as in Docker
                 current = [e for e in current if e.partition("=")[0] != name] + [f"{name}={value}"]
             config["Env"] = current
         elif step.verb == "LABEL":

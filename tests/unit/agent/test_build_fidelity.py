@@ -195,6 +195,14 @@ def test_target_builds_only_up_to_the_named_stage(sdk) -> None:
                                         "COPY --from=first f ."))
 
 
+def test_global_args_reach_from_and_redeclared_stage_args(sdk) -> None:
+    text = script("ARG BASE=busybox", "ARG V=global", "FROM ${BASE} AS one", "ARG V", "ARG W",
+                  "ENV E1=$V E2=${W:-none}")
+    image, _ = sdk.images.build(fileobj=text, tag="globals:1")
+    env = image.attrs["Config"]["Env"]
+    assert "E1=global" in env and "E2=none" in env
+
+
 def test_a_stage_builds_on_an_earlier_one(sdk) -> None:
     text = script("FROM busybox AS base", "ENV FROM_BASE=1", "FROM base", "LABEL two=2")
     image, _ = sdk.images.build(fileobj=text, tag="stages:1")
