@@ -12,7 +12,7 @@ import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 from ..beneath import open_in_root
@@ -22,6 +22,7 @@ from .tree import PLAIN, NotRegular, kind, open_regular, reopen_regular, walk
 MAX_ENTRIES = 200_000  # files, directories and links one COPY source may hold
 MAX_BYTES = 8 << 30  # bytes one COPY source may make the build read (it is read twice: hash, copy)
 WILDCARDS = "*?["
+ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")  # gzip bzip2 xz zstd
 
 
 class Budget:
@@ -70,7 +71,7 @@ class Context:
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    def entries(self, rel: str) -> Iterator[Entry]:
+    def entries(self, rel: str) -> Generator[Entry, None, None]:
         """What the source rel holds, the source first; refuses what a build must not read."""
         what = f"COPY source {rel!r}"
         if any(c in rel for c in WILDCARDS):
@@ -105,6 +106,19 @@ class Context:
                 yield Entry(node.path, node.st, link, node.dirfd, node.name, f"{what}: {node.path}")
         finally:
             os.close(top)
+
+    def is_archive(self, rel: str) -> bool:
+        """Whether the regular file rel starts as a tar or a compressed stream: ADD would extract it."""
+        entries = self.entries(rel)
+        try:
+            top = next(entries)
+            if not stat.S_ISREG(top.st.st_mode):
+                return False
+            with os.fdopen(top.open(), "rb") as handle:
+                head = handle.read(512)
+        finally:
+            entries.close()
+        return head.startswith(ARCHIVE_MAGIC) or head[257:262] == b"ustar"
 
     def digest(self, sources: list[str]) -> str:
         """What the sources hold (names, modes, bytes, link targets): COPY's part of its cache key."""
