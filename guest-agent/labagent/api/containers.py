@@ -52,7 +52,7 @@ def create(engine: EngineInterface, req: Request) -> Response:
         name = check_name(name)
     spec = spec_from_body(req.json())
     container = engine.lifecycle.create(name, spec)
-    return json_response({"Id": container.id, "Warnings": []}, 201)
+    return json_response({"Id": container.id, "Warnings": list(spec.options.get("Warnings") or [])}, 201)
 
 
 def inspect(engine: EngineInterface, req: Request, ref: str) -> Response:

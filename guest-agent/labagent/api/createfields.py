@@ -62,6 +62,19 @@ HONOURED_HOST = frozenset({
     "RestartPolicy",
     "Tmpfs",
     "VolumesFrom",
+    "MemoryReservation",
+    "MemorySwappiness",
+    "KernelMemory",
+    "CpusetCpus",
+    "CpusetMems",
+    "Init",
+    "Ulimits",
+    "LogConfig",
+    "ShmSize",
+    "Sysctls",
+    "UTSMode",
+    "Runtime",
+    "Isolation",
 })
 
 
@@ -83,11 +96,6 @@ def one_of(*values: Any) -> Accept:
 
 def anything(value: Any) -> bool:
     return True
-
-
-def _log_config(value: Any) -> bool:
-    return unset(value) or (isinstance(value, dict) and value.get("Type") in ("", "json-file", None)
-                            and unset(value.get("Config")))
 
 
 def _console_size(value: Any) -> bool:
@@ -116,14 +124,13 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "CgroupParent": unset, "BlkioWeight": unset, "BlkioWeightDevice": unset,
     "BlkioDeviceReadBps": unset, "BlkioDeviceWriteBps": unset, "BlkioDeviceReadIOps": unset,
     "BlkioDeviceWriteIOps": unset, "CpuRealtimePeriod": unset, "CpuRealtimeRuntime": unset,
-    "CpusetCpus": unset, "CpusetMems": unset, "Devices": unset, "DeviceCgroupRules": unset,
-    "DeviceRequests": unset, "KernelMemory": unset, "KernelMemoryTCP": unset,
-    "MemoryReservation": unset, "MemorySwappiness": one_of(-1), "OomKillDisable": unset,
-    "Init": unset, "Ulimits": unset, "CpuCount": unset, "CpuPercent": unset,
+    "Devices": unset, "DeviceCgroupRules": unset,
+    "DeviceRequests": unset, "KernelMemoryTCP": unset,
+    "OomKillDisable": unset,
+    "CpuCount": unset, "CpuPercent": unset,
     "IOMaximumIOps": unset, "IOMaximumBandwidth": unset,
     # the rest of HostConfig
     "ContainerIDFile": anything,  # the docker CLI writes that file itself
-    "LogConfig": _log_config,
     "VolumeDriver": unset,
     "ConsoleSize": _console_size,
     "Annotations": unset,
@@ -134,12 +141,7 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "Cgroup": unset, "Links": unset,
     "PublishAllPorts": unset,  # random host ports are not supported
     "StorageOpt": unset,
-    "UTSMode": unset,
     "UsernsMode": one_of("host"),  # "host" = no remapping, which is all this engine does
-    "ShmSize": one_of(64 << 20),
-    "Sysctls": unset,
-    "Runtime": one_of("crun"),
-    "Isolation": one_of("default"),
     "MaskedPaths": lambda v: v is None,  # [] would unmask /proc: only the default set
     "ReadonlyPaths": lambda v: v is None,
 }

@@ -549,15 +549,15 @@ class Lifecycle:
         container = self.store.get(ref)
         if container.state.status == "restarting":
             if not force:
-                raise Conflict(f'cannot remove container "/{container.name}": container is restarting: '
-                               "stop the container before removing or force remove")
+                raise Conflict(f"You cannot remove a restarting container {container.id}. "
+                               "Stop the container before attempting removal or force remove")
             self._cancel_restart(container)
         if container.running or container.id in self.starting_ids():
             self._after_start(container)
         if container.running:
             if not force:
-                raise Conflict(f'cannot remove container "/{container.name}": container is running: '
-                               "stop the container before removing or force remove")
+                raise Conflict(f"You cannot remove a running container {container.id}. "
+                               "Stop the container before attempting removal or force remove")
             run = container.state.exits
             self._stopped_by_user(container)
             with contextlib.suppress(Conflict):
