@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -150,7 +151,8 @@ class Lifecycle:
             raise EngineError("No command specified", 400)
         # no fsync (10 ms under TCG): start() rewrites a config that a node crash left torn
         write_json(bundle / "config.json", config, durable=False)
-        (bundle / "hostname").write_text(f"{config['hostname']}\n")
+        # no hostname in the config: the node's UTS namespace is shared (UTSMode host)
+        (bundle / "hostname").write_text(f"{config.get('hostname') or socket.gethostname()}\n")
         (bundle / "hosts").write_text(addressing.render_hosts([]))
         try:
             host_resolv = self.resolv.read_text()
