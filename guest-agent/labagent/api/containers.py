@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
+import time
+from collections.abc import Iterator
 
+from ..containers.logs import Entry
 from ..containers.model import Container, check_name
 from ..containers.usage import tree_size
 from ..errors import BadParameter, Conflict, EngineError
@@ -129,21 +132,28 @@ def logs(engine: EngineInterface, req: Request, ref: str) -> None:
     if not (stdout or stderr):
         raise BadParameter("You must choose at least one stream")
     ts = req.flag("timestamps")
-    try:
-        since = float(req.arg("since") or 0)
-    except ValueError:
-        raise BadParameter(f"invalid since: {req.arg('since')!r}") from None
+    since = parse_time(req.arg("since"), "since") if req.arg("since") else 0.0
+    until = parse_time(req.arg("until"), "until") if req.arg("until") else 0.0
     tail = req.int_arg("tail")
     logfile = engine.containers.logfile(c.id)
     end = logfile.end()  # the snapshot the past output is read up to, as one read() was
     cursor = logfile.cursor(logfile.tail_start(tail, since, end) if tail is not None and tail >= 0 else 0)
     writer = req.stream(stream_type(req))
-    for data in batches(entry_bytes(e, stdout, stderr, ts) for e in cursor.entries(since, end)):
+    past = _until(cursor.entries(since, end), until)
+    for data in batches(entry_bytes(e, stdout, stderr, ts) for e in past):
         writer.write(data)
-    if req.flag("follow"):
-        for entry in logfile.follow(cursor.offset, lambda: not c.running, req.client_gone):
+    if req.flag("follow") and not (until and until <= time.time()):
+        for entry in _until(logfile.follow(cursor.offset, lambda: not c.running, req.client_gone), until):
             writer.write(entry_bytes(entry, stdout, stderr, ts))
     writer.close()
+
+
+def _until(entries: Iterator[Entry], until: float) -> Iterator[Entry]:
+    """The entries written at or before `until` (0: all), as dockerd's logs?until= reads them."""
+    for entry in entries:
+        if until and parse_rfc3339(entry.time) > until:
+            return
+        yield entry
 
 
 def attach(engine: EngineInterface, req: Request, ref: str) -> None:

@@ -75,6 +75,7 @@ HONOURED_HOST = frozenset({
     "UTSMode",
     "Runtime",
     "Isolation",
+    "GroupAdd",
 })
 
 
@@ -136,7 +137,6 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
     "Dns": unset, "DnsOptions": unset, "DnsSearch": unset, "ExtraHosts": unset,
-    "GroupAdd": unset,
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
     "Cgroup": unset, "Links": unset,
     "PublishAllPorts": unset,  # random host ports are not supported

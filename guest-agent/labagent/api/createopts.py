@@ -30,6 +30,7 @@ CPUSET_RE = re.compile(r"\d+(-\d+)?(,\d+(-\d+)?)*")
 SYSCTLS_IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
 SYSCTL_VALUE_RE = re.compile(r"[A-Za-z0-9 ._:/-]{1,256}")
+GROUP_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
 SYSCTL_KEY_RE = re.compile(r"net\.[a-z0-9_.-]{1,200}")
 SWAPPINESS_WARNING = ("Your kernel does not support memory swappiness capabilities or the cgroup is not "
                       "mounted. Memory swappiness discarded.")
@@ -188,6 +189,21 @@ def _kernel_memory(value: Any) -> list[str]:
     return [KERNEL_MEMORY_WARNING]  # no kmem limit on cgroup v2: dockerd discards it
 
 
+def _group_add(value: Any) -> list[str]:
+    """Names or gids, resolved in the container's /etc/group at each start (users.resolve)."""
+    if value in (None, []):
+        return []
+    if not isinstance(value, list) or len(value) > 64:
+        raise BadParameter("must be a list of at most 64 group names or ids")
+    groups = []
+    for item in value:
+        text = str(item) if isinstance(item, int) and not isinstance(item, bool) and item >= 0 else item
+        if not isinstance(text, str) or not GROUP_RE.fullmatch(text):
+            raise BadParameter(f"invalid group {_short(item)}")
+        groups.append(text)
+    return groups
+
+
 def _init(value: Any) -> None:
     if value not in (None, False):
         raise BadParameter(f"{_short(value)} is not supported by this engine: the node has no init binary "
@@ -227,6 +243,7 @@ def read(spec: CreateSpec, body: dict[str, Any], host: dict[str, Any]) -> None:
     opts["Ulimits"] = _named("Ulimits", _ulimits, host.get("Ulimits"))
     opts["ShmSize"] = _named("ShmSize", _shm, host.get("ShmSize"))
     opts["Sysctls"] = _named("Sysctls", _sysctls, host.get("Sysctls"))
+    opts["GroupAdd"] = _named("GroupAdd", _group_add, host.get("GroupAdd"))
     opts["Warnings"] = [*_named("MemorySwappiness", _swappiness, host.get("MemorySwappiness")),
                         *_named("KernelMemory", _kernel_memory, host.get("KernelMemory"))]
     spec.options = opts

@@ -195,7 +195,7 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
             "MemorySwappiness": None, "KernelMemory": 0, "Init": None,
             "UTSMode": spec.options.get("UTSMode", ""), "Ulimits": spec.options.get("Ulimits") or None,
             "ShmSize": spec.options.get("ShmSize") or 64 << 20, "Sysctls": spec.options.get("Sysctls") or None,
-            "Isolation": spec.options.get("Isolation", ""),
+            "Isolation": spec.options.get("Isolation", ""), "GroupAdd": spec.options.get("GroupAdd") or None,
             "CpuQuota": lim.cpu_quota, "CpuPeriod": lim.cpu_period, "PidsLimit": lim.pids or None,
             "CpuShares": lim.cpu_shares,
             "Privileged": False, "ReadonlyRootfs": spec.readonly_rootfs, "SecurityOpt": spec.security_opt or None,

@@ -326,7 +326,8 @@ class Lifecycle:
         """process.user from the container's own /etc/passwd and /etc/group, now that its rootfs
         is mounted: Docker resolves User at each start too, so an edited passwd counts."""
         bundle = self.store.bundle(container.id)
-        user = users.resolve(bundle / "rootfs", ocispec.user_spec(container.spec, image_config))
+        user = users.resolve(bundle / "rootfs", ocispec.user_spec(container.spec, image_config),
+                             container.spec.options.get("GroupAdd") or [])
         config = read_json(bundle / "config.json")
         if config["process"].get("user") != user:
             config["process"]["user"] = user

@@ -149,3 +149,31 @@ def test_swarm_is_inactive(sdk) -> None:
         with pytest.raises(docker.errors.APIError) as err:
             call()
         assert err.value.status_code == 503 and "not part of a swarm" in err.value.explanation
+
+
+def test_logs_since_and_until(sdk) -> None:
+    ctr = sdk.containers.run("busybox", ["echo", "teahouse"], detach=True)
+    ctr.wait(timeout=10)
+    assert sdk.api.logs(ctr.id, until=1) == b""
+    assert sdk.api.logs(ctr.id, until=4102444800) == b"teahouse\n"
+    assert sdk.api.logs(ctr.id, since=4102444800) == b""
+    assert sdk.api.logs(ctr.id, since=1) == b"teahouse\n"
+
+
+def test_list_shows_the_image_as_given(sdk) -> None:
+    ctr = sdk.api.create_container("busybox:latest", "true")
+    sdk.api.start(ctr)
+    listed = [c for c in sdk.api.containers(all=True) if c["Id"] == ctr["Id"]]
+    assert listed[0]["Image"] == "busybox:latest" and listed[0]["Command"] == "true"
+
+
+def test_group_add_reaches_the_process_supplementary_groups(sdk, eng: EngineProcess) -> None:
+    cid, info = started(sdk, group_add=[1000, "1001"])
+    assert config_json(eng, cid)["process"]["user"]["additionalGids"] == [0, 1000, 1001]
+    assert info["HostConfig"]["GroupAdd"] == ["1000", "1001"]
+    ctr = sdk.api.create_container("busybox", ["true"],
+                                   host_config=sdk.api.create_host_config(group_add=["nosuchgroup"]))
+    with pytest.raises(docker.errors.APIError) as err:
+        sdk.api.start(ctr)
+    assert "Unable to find group nosuchgroup" in err.value.explanation
+    assert "HostConfig.GroupAdd" in refused(sdk, group_add=["../etc"])
