@@ -76,6 +76,10 @@ HONOURED_HOST = frozenset({
     "Runtime",
     "Isolation",
     "GroupAdd",
+    "Dns",
+    "DnsSearch",
+    "DnsOptions",
+    "ExtraHosts",
 })
 
 
@@ -136,7 +140,6 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "ConsoleSize": _console_size,
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
-    "Dns": unset, "DnsOptions": unset, "DnsSearch": unset, "ExtraHosts": unset,
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
     "Cgroup": unset, "Links": unset,
     "PublishAllPorts": unset,  # random host ports are not supported

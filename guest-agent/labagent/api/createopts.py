@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from ..containers.model import CreateSpec
 from ..containers.ocispec import ULIMITS
 from ..errors import BadParameter
+from ..network import dnsconf
 from ..units import parse_bytes, parse_memory
 
 T = TypeVar("T")
@@ -243,6 +244,7 @@ def read(spec: CreateSpec, body: dict[str, Any], host: dict[str, Any]) -> None:
     opts["Ulimits"] = _named("Ulimits", _ulimits, host.get("Ulimits"))
     opts["ShmSize"] = _named("ShmSize", _shm, host.get("ShmSize"))
     opts["Sysctls"] = _named("Sysctls", _sysctls, host.get("Sysctls"))
+    opts.update(dnsconf.read(host))
     opts["GroupAdd"] = _named("GroupAdd", _group_add, host.get("GroupAdd"))
     opts["Warnings"] = [*_named("MemorySwappiness", _swappiness, host.get("MemorySwappiness")),
                         *_named("KernelMemory", _kernel_memory, host.get("KernelMemory"))]

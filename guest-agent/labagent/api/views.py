@@ -196,6 +196,8 @@ def container_inspect(c: Container, bundle: str, lowers: list[str], image_config
             "UTSMode": spec.options.get("UTSMode", ""), "Ulimits": spec.options.get("Ulimits") or None,
             "ShmSize": spec.options.get("ShmSize") or 64 << 20, "Sysctls": spec.options.get("Sysctls") or None,
             "Isolation": spec.options.get("Isolation", ""), "GroupAdd": spec.options.get("GroupAdd") or None,
+            **{k: spec.options.get(k) or ([] if k != "ExtraHosts" else None)
+               for k in ("Dns", "DnsSearch", "DnsOptions", "ExtraHosts")},
             "CpuQuota": lim.cpu_quota, "CpuPeriod": lim.cpu_period, "PidsLimit": lim.pids or None,
             "CpuShares": lim.cpu_shares,
             "Privileged": False, "ReadonlyRootfs": spec.readonly_rootfs, "SecurityOpt": spec.security_opt or None,

@@ -20,7 +20,7 @@ from ..errors import BadParameter, Conflict, EngineError, NotModified
 from ..events import Events
 from ..fsutil import new_id, parse_rfc3339, read_json, rfc3339, rmtree, write_json
 from ..images.store import ImageStore
-from ..network import addressing
+from ..network import addressing, dnsconf
 from ..network.interface import ContainerNetwork, SlotWiring
 from ..network.nftrules import PortRule
 from ..network.pool import NetnsPool, Slot
@@ -153,12 +153,13 @@ class Lifecycle:
         write_json(bundle / "config.json", config, durable=False)
         # no hostname in the config: the node's UTS namespace is shared (UTSMode host)
         (bundle / "hostname").write_text(f"{config.get('hostname') or socket.gethostname()}\n")
-        (bundle / "hosts").write_text(addressing.render_hosts([]))
+        (bundle / "hosts").write_text(addressing.render_hosts([]) + dnsconf.extra_hosts(container.spec.options))
         try:
             host_resolv = self.resolv.read_text()
         except OSError:
             host_resolv = ""
-        (bundle / "resolv.conf").write_text(addressing.resolv_conf(host_resolv))
+        (bundle / "resolv.conf").write_text(dnsconf.resolv_conf(addressing.resolv_conf(host_resolv),
+                                                                container.spec.options))
 
     # ports and addresses ---------------------------------------------------------------
     def _active(self, exclude: str = "") -> list[Container]:
@@ -197,7 +198,7 @@ class Lifecycle:
                 text = self.networks.hosts_text(c, entries)
             # rewritten in place (same inode), so the container's bind mount sees it
             with contextlib.suppress(OSError), open(self.store.bundle(c.id) / "hosts", "w") as handle:
-                handle.write(text)
+                handle.write(text + dnsconf.extra_hosts(c.spec.options))
 
     # start -----------------------------------------------------------------------------
     def start(self, ref: str, policy: bool = False) -> None:

@@ -177,3 +177,21 @@ def test_group_add_reaches_the_process_supplementary_groups(sdk, eng: EngineProc
         sdk.api.start(ctr)
     assert "Unable to find group nosuchgroup" in err.value.explanation
     assert "HostConfig.GroupAdd" in refused(sdk, group_add=["../etc"])
+
+
+def test_dns_and_extra_hosts_reach_the_containers_files(sdk, eng: EngineProcess) -> None:
+    cid, info = started(sdk, dns=["192.0.2.53"], dns_search=["lab.test"], dns_opt=["ndots:2"],
+                        extra_hosts={"db.test": "192.0.2.7"})
+    bundle = eng.base / "root" / "containers" / cid
+    resolv = (bundle / "resolv.conf").read_text().splitlines()
+    assert [line for line in resolv if line.startswith("nameserver")] == ["nameserver 192.0.2.53"]
+    assert "search lab.test" in resolv and "options ndots:2" in resolv
+    assert "192.0.2.7\tdb.test" in (bundle / "hosts").read_text().splitlines()
+    hc = info["HostConfig"]
+    assert (hc["Dns"], hc["DnsSearch"], hc["DnsOptions"], hc["ExtraHosts"]) == (
+        ["192.0.2.53"], ["lab.test"], ["ndots:2"], ["db.test:192.0.2.7"])
+    sdk.containers.run("busybox", ["sleep", "30"], detach=True)  # another start rewrites every hosts file
+    assert "192.0.2.7\tdb.test" in (bundle / "hosts").read_text().splitlines()
+    assert "HostConfig.ExtraHosts" in refused(sdk, extra_hosts=["evil:1.2.3.4\n6.6.6.6 bank"])
+    assert "HostConfig.Dns" in refused(sdk, dns=["1.1.1.1\nnameserver 6.6.6.6"])
+    assert "HostConfig.DnsOptions" in refused(sdk, dns_opt=["ndots:1 rotate\nsearch x"])

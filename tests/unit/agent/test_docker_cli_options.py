@@ -38,7 +38,7 @@ def test_privilege_reducing_options_are_kept(eng: EngineProcess) -> None:
     (["--cap-add", "SYS_ADMIN"], "CapAdd"), (["--sysctl", "kernel.shmmax=1;x"], "Sysctls"),
     (["--device", "/dev/null"], "Devices"), (["--ipc", "host"], "IpcMode"),
     (["--restart", "sometimes"], "restart"), (["--init"], "Init"),
-    (["--dns", "1.1.1.1"], "Dns"), (["--add-host", "a:1.2.3.4"], "ExtraHosts"),
+    (["--add-host", "a:host-gateway"], "ExtraHosts"),
     (["--security-opt", "seccomp=unconfined"], "SecurityOpt"), (["--oom-score-adj", "-500"], "OomScoreAdj"),
     (["-i"], "stdin"), (["--log-driver", "syslog"], "no log driver named 'syslog' is registered"),
     (["--log-opt", "max-size=1m"], "LogConfig"), (["--runtime", "runc"], "Runtime"),
