@@ -155,6 +155,9 @@ HINTS = {
     "OpenStdin": "stdin is not attached to containers (drop -i)",
     "StdinOnce": "stdin is not attached to containers (drop -i)",
     "PublishAllPorts": "random host ports are not supported (publish HOST:CONTAINER)",
+    "DeviceCgroupRules": "containers get no devices beyond the default set (/dev/null, /dev/zero, ...)",
+    "Devices": "containers get no devices beyond the default set (/dev/null, /dev/zero, ...)",
+    "MacAddress": "a container's MAC follows from its address (02:42 and the IPv4 address)",
 }
 
 
