@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 from ..containers import detachkeys
 from ..containers.attachinput import AttachInput
@@ -59,7 +60,7 @@ def create(engine: EngineInterface, req: Request) -> Response:
         name = check_name(name)
     spec = spec_from_body(req.json())
     container = engine.lifecycle.create(name, spec)
-    return json_response({"Id": container.id, "Warnings": []}, 201)
+    return json_response({"Id": container.id, "Warnings": list(spec.options.get("Warnings") or [])}, 201)
 
 
 def inspect(engine: EngineInterface, req: Request, ref: str) -> Response:
@@ -136,22 +137,29 @@ def logs(engine: EngineInterface, req: Request, ref: str) -> None:
     if not (stdout or stderr):
         raise BadParameter("You must choose at least one stream")
     ts = req.flag("timestamps")
-    try:
-        since = float(req.arg("since") or 0)
-    except ValueError:
-        raise BadParameter(f"invalid since: {req.arg('since')!r}") from None
+    since = parse_time(req.arg("since"), "since") if req.arg("since") else 0.0
+    until = parse_time(req.arg("until"), "until") if req.arg("until") else 0.0
     tail = req.int_arg("tail")
     logfile = engine.containers.logfile(c.id)
     end = logfile.end()  # the snapshot the past output is read up to, as one read() was
     cursor = logfile.cursor(logfile.tail_start(tail, since, end) if tail is not None and tail >= 0 else 0)
     encode = _entry_bytes(c.spec.tty)
     writer = req.stream(RAW if c.spec.tty else stream_type(req))
-    for data in batches(encode(e, stdout, stderr, ts) for e in cursor.entries(since, end)):
+    past = _until(cursor.entries(since, end), until)
+    for data in batches(encode(e, stdout, stderr, ts) for e in past):
         writer.write(data)
-    if req.flag("follow"):
-        for entry in logfile.follow(cursor.offset, lambda: not c.running, req.client_gone):
+    if req.flag("follow") and not (until and until <= time.time()):
+        for entry in _until(logfile.follow(cursor.offset, lambda: not c.running, req.client_gone), until):
             writer.write(encode(entry, stdout, stderr, ts))
     writer.close()
+
+
+def _until(entries: Iterator[Entry], until: float) -> Iterator[Entry]:
+    """The entries written at or before `until` (0: all), as dockerd's logs?until= reads them."""
+    for entry in entries:
+        if until and parse_rfc3339(entry.time) > until:
+            return
+        yield entry
 
 
 def _entry_bytes(tty: bool) -> Callable[[Entry, bool, bool, bool], bytes]:

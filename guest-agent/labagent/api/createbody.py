@@ -16,7 +16,7 @@ from ..errors import BadParameter
 from ..network import hostlines
 from ..runtime.cgroups import MAX_SHARES, MIN_SHARES
 from ..units import parse_memory
-from . import createfields, netbody, stdiobody, stopbody
+from . import createfields, createopts, netbody, stdiobody, stopbody
 
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 GO_TRUE, GO_FALSE = ("1", "t", "T", "true", "True", "TRUE"), ("0", "f", "F", "false", "False", "FALSE")
@@ -71,10 +71,6 @@ def _exposed(value: Any) -> list[str]:
 
 def limits_from(host: dict[str, Any]) -> Limits:
     memory = parse_memory(host.get("Memory"))  # an integer, or (extension) "64m"
-    swap = host.get("MemorySwap")
-    if not createfields.unset(swap) and (swap if isinstance(swap, int) else parse_memory(swap)) != memory:
-        raise BadParameter(f"HostConfig.MemorySwap={swap!r} is not supported by this engine: containers "
-                           "get no swap (leave it unset or equal to Memory)")
     nano = _int(host.get("NanoCpus"), "NanoCpus")
     quota, period = _int(host.get("CpuQuota"), "CpuQuota"), _int(host.get("CpuPeriod"), "CpuPeriod")
     ncpu = os.cpu_count() or 1
@@ -180,8 +176,8 @@ def spec_from_body(body: Any) -> CreateSpec:
     if _bool(body.get("NetworkDisabled"), "NetworkDisabled"):
         mode = "none"
     env = _argv(body.get("Env"), "Env")
-    if any("=" not in e or e.startswith("=") for e in env):
-        raise BadParameter("Env entries must look like NAME=value")
+    if any(not e or e.startswith("=") or "\0" in e for e in env):
+        raise BadParameter("Env entries must look like NAME=value or NAME")
     labels = body.get("Labels") or {}
     if not isinstance(labels, dict):
         raise BadParameter("Labels must be an object")
@@ -214,4 +210,5 @@ def spec_from_body(body: Any) -> CreateSpec:
     netbody.apply(spec, body, host)
     hostlines.read_into(spec, host)
     stdiobody.read_into(spec, body, host)
+    createopts.read(spec, body, host)
     return spec

@@ -71,6 +71,20 @@ HONOURED_HOST = frozenset({
     "DnsOptions",
     "DnsSearch",
     "ConsoleSize",
+    "MemoryReservation",
+    "MemorySwappiness",
+    "KernelMemory",
+    "CpusetCpus",
+    "CpusetMems",
+    "Init",
+    "Ulimits",
+    "LogConfig",
+    "ShmSize",
+    "Sysctls",
+    "UTSMode",
+    "Runtime",
+    "Isolation",
+    "GroupAdd",
 })
 
 
@@ -94,11 +108,6 @@ def anything(value: Any) -> bool:
     return True
 
 
-def _log_config(value: Any) -> bool:
-    return unset(value) or (isinstance(value, dict) and value.get("Type") in ("", "json-file", None)
-                            and unset(value.get("Config")))
-
-
 
 
 # ContainerConfig fields accepted only at their "not set" value, with the defaults spelled out.
@@ -118,28 +127,21 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "CgroupParent": unset, "BlkioWeight": unset, "BlkioWeightDevice": unset,
     "BlkioDeviceReadBps": unset, "BlkioDeviceWriteBps": unset, "BlkioDeviceReadIOps": unset,
     "BlkioDeviceWriteIOps": unset, "CpuRealtimePeriod": unset, "CpuRealtimeRuntime": unset,
-    "CpusetCpus": unset, "CpusetMems": unset, "Devices": unset, "DeviceCgroupRules": unset,
-    "DeviceRequests": unset, "KernelMemory": unset, "KernelMemoryTCP": unset,
-    "MemoryReservation": unset, "MemorySwappiness": one_of(-1), "OomKillDisable": unset,
-    "Init": unset, "Ulimits": unset, "CpuCount": unset, "CpuPercent": unset,
+    "Devices": unset, "DeviceCgroupRules": unset,
+    "DeviceRequests": unset, "KernelMemoryTCP": unset,
+    "OomKillDisable": unset,
+    "CpuCount": unset, "CpuPercent": unset,
     "IOMaximumIOps": unset, "IOMaximumBandwidth": unset,
     # the rest of HostConfig
     "ContainerIDFile": anything,  # the docker CLI writes that file itself
-    "LogConfig": _log_config,
     "VolumeDriver": unset,
     "Annotations": unset,
     "CgroupnsMode": one_of("private"),
-    "GroupAdd": unset,
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
     "Cgroup": unset,
     "PublishAllPorts": unset,  # random host ports are not supported
     "StorageOpt": unset,
-    "UTSMode": unset,
     "UsernsMode": one_of("host"),  # "host" = no remapping, which is all this engine does
-    "ShmSize": one_of(64 << 20),
-    "Sysctls": unset,
-    "Runtime": one_of("crun"),
-    "Isolation": one_of("default"),
     "MaskedPaths": lambda v: v is None,  # [] would unmask /proc: only the default set
     "ReadonlyPaths": lambda v: v is None,
 }
@@ -147,6 +149,9 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
 
 HINTS = {
     "PublishAllPorts": "random host ports are not supported (publish HOST:CONTAINER)",
+    "DeviceCgroupRules": "containers get no devices beyond the default set (/dev/null, /dev/zero, ...)",
+    "Devices": "containers get no devices beyond the default set (/dev/null, /dev/zero, ...)",
+    "MacAddress": "a container's MAC follows from its address (02:42 and the IPv4 address)",
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import archive, builds, containerops, containers, events, execs, images, networks, system, volumes
+from . import archive, builds, containerops, containers, events, execs, images, networks, swarm, system, volumes
 from .router import Route, Router
 
 # One per line, so that areas added side by side merge cleanly.
@@ -23,6 +23,7 @@ TABLES: tuple[Sequence[Route], ...] = (
     volumes.ROUTES,
     archive.ROUTES,
     networks.ROUTES,
+    swarm.ROUTES,
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -151,7 +152,8 @@ class Lifecycle:
             raise EngineError("No command specified", 400)
         # no fsync (10 ms under TCG): start() rewrites a config that a node crash left torn
         write_json(bundle / "config.json", config, durable=False)
-        (bundle / "hostname").write_text(f"{config['hostname']}\n")
+        # no hostname in the config: the node's UTS namespace is shared (UTSMode host)
+        (bundle / "hostname").write_text(f"{config.get('hostname') or socket.gethostname()}\n")
         (bundle / "hosts").write_text(addressing.render_hosts([]))
         try:
             host_resolv = self.resolv.read_text()
@@ -326,7 +328,8 @@ class Lifecycle:
         """process.user from the container's own /etc/passwd and /etc/group, now that its rootfs
         is mounted: Docker resolves User at each start too, so an edited passwd counts."""
         bundle = self.store.bundle(container.id)
-        user = users.resolve(bundle / "rootfs", ocispec.user_spec(container.spec, image_config))
+        user = users.resolve(bundle / "rootfs", ocispec.user_spec(container.spec, image_config),
+                             container.spec.options.get("GroupAdd") or [])
         config = read_json(bundle / "config.json")
         if config["process"].get("user") != user:
             config["process"]["user"] = user
@@ -551,15 +554,15 @@ class Lifecycle:
         container = self.store.get(ref)
         if container.state.status == "restarting":
             if not force:
-                raise Conflict(f'cannot remove container "/{container.name}": container is restarting: '
-                               "stop the container before removing or force remove")
+                raise Conflict(f"You cannot remove a restarting container {container.id}. "
+                               "Stop the container before attempting removal or force remove")
             self._cancel_restart(container)
         if container.running or container.id in self.starting_ids():
             self._after_start(container)
         if container.running:
             if not force:
-                raise Conflict(f'cannot remove container "/{container.name}": container is running: '
-                               "stop the container before removing or force remove")
+                raise Conflict(f"You cannot remove a running container {container.id}. "
+                               "Stop the container before attempting removal or force remove")
             run = container.state.exits
             self._stopped_by_user(container)
             with contextlib.suppress(Conflict):

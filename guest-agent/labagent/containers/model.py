@@ -37,6 +37,10 @@ class Limits:
     nano_cpus: int = 0
     pids: int = 0  # 0 = unlimited
     cpu_shares: int = 0  # HostConfig.CpuShares (2..262144), 0 = unset: cpu.weight stays 100
+    swap: int = 0  # HostConfig.MemorySwap (memory + swap), 0 = as memory (no swap), -1 = unlimited
+    reservation: int = 0  # HostConfig.MemoryReservation: memory.low, 0 = none
+    cpuset_cpus: str = ""  # HostConfig.CpusetCpus: cpuset.cpus, "" = all
+    cpuset_mems: str = ""
 
 
 @dataclass
@@ -139,6 +143,10 @@ class CreateSpec:
     stdin_once: bool = False
     attach_stdin: bool = False
     console_size: list[int] = field(default_factory=list)  # [height, width] of the first pty
+
+    # HostConfig options api/createopts.py reads (LogConfig, Isolation, Runtime, UTSMode, Ulimits,
+    # ShmSize, Sysctls), normalised but in the create body's shape, for inspect and config.json
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def argv(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,25 @@ from .model import Container, CreateSpec, Limits
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CPU_PERIOD = 100_000
+ULIMITS = {
+    "core": "RLIMIT_CORE", "cpu": "RLIMIT_CPU", "data": "RLIMIT_DATA", "fsize": "RLIMIT_FSIZE",
+    "locks": "RLIMIT_LOCKS", "memlock": "RLIMIT_MEMLOCK", "msgqueue": "RLIMIT_MSGQUEUE",
+    "nice": "RLIMIT_NICE", "nofile": "RLIMIT_NOFILE", "nproc": "RLIMIT_NPROC", "rss": "RLIMIT_RSS",
+    "rtprio": "RLIMIT_RTPRIO", "rttime": "RLIMIT_RTTIME", "sigpending": "RLIMIT_SIGPENDING",
+    "stack": "RLIMIT_STACK",
+}
+SHM_DEFAULT = 64 << 20
 
 
 def merge_env(image_env: list[str], env: list[str]) -> list[str]:
     """Image env first, container env overriding by name; PATH always present."""
     merged: dict[str, str] = {}
     for item in [DEFAULT_PATH, *image_env, *env]:
-        key, _, _ = item.partition("=")
-        merged[key] = item
+        key, sep, _ = item.partition("=")
+        if sep:
+            merged[key] = item
+        else:  # `FOO` alone (docker-py's {"FOO": None}) is kept in Config.Env but sets nothing
+            merged.pop(key, None)
     return list(merged.values())
 
 
@@ -30,11 +42,16 @@ def resources(limits: Limits) -> dict[str, Any]:
     starts with would depend on the crun installed while `docker update` writes the linear one.
     """
     res: dict[str, Any] = {"devices": security.device_rules()}
-    if limits.memory:
-        res["memory"] = {"limit": limits.memory, "swap": limits.memory}
+    if limits.memory:  # OCI swap is memory + swap; crun writes memory.swap.max = swap - limit
+        res["memory"] = {"limit": limits.memory, "swap": limits.swap or limits.memory}
+    if limits.reservation:
+        res.setdefault("memory", {})["reservation"] = limits.reservation  # memory.low
+    if limits.cpuset_cpus or limits.cpuset_mems:
+        cpuset = {"cpus": limits.cpuset_cpus, "mems": limits.cpuset_mems}
+        res.setdefault("cpu", {}).update({k: v for k, v in cpuset.items() if v})
     quota, period = cpu_quota(limits)
     if quota:
-        res["cpu"] = {"quota": quota, "period": period}
+        res.setdefault("cpu", {}).update({"quota": quota, "period": period})
     if limits.cpu_shares:  # cpu.weight by the engine's formula, the one a live update writes too
         res["unified"] = {"cpu.weight": str(shares_to_weight(limits.cpu_shares))}
     if limits.pids > 0:
@@ -51,7 +68,16 @@ def cpu_quota(limits: Limits) -> tuple[int, int]:
     return 0, 0
 
 
-def _mounts(bundle: Path) -> list[dict[str, Any]]:
+def rlimits(spec: CreateSpec) -> list[dict[str, Any]]:
+    """process.rlimits: the engine's nofile default, replaced by the container's Ulimits."""
+    limits = {"nofile": {"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}}
+    for u in spec.options.get("Ulimits") or []:
+        soft, hard = (resource.RLIM_INFINITY if n == -1 else n for n in (u["Soft"], u["Hard"]))
+        limits[u["Name"]] = {"type": ULIMITS[u["Name"]], "soft": soft, "hard": hard}
+    return list(limits.values())
+
+
+def _mounts(bundle: Path, shm: int = SHM_DEFAULT) -> list[dict[str, Any]]:
     nosuid = ["nosuid", "noexec", "nodev"]
     files = [
         {"destination": f"/etc/{name}", "type": "bind", "source": str(bundle / name),
@@ -65,7 +91,7 @@ def _mounts(bundle: Path) -> list[dict[str, Any]]:
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": [*nosuid, "mode=1777", "size=65536k"]},
+         "options": [*nosuid, "mode=1777", f"size={shm // 1024}k"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": nosuid},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": [*nosuid, "ro"]},
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
@@ -103,6 +129,8 @@ def build_config(
     cmd = spec.cmd or ([] if spec.entrypoint else list(img.get("Cmd") or []))
     args = [*entrypoint, *cmd]
     shared = {"pid"} if spec.pid_mode == "host" else set()
+    if spec.options.get("UTSMode") == "host":
+        shared.add("uts")
     namespaces: list[dict[str, str]] = [
         {"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup") if t not in shared
     ]
@@ -121,14 +149,15 @@ def build_config(
             "env": merge_env(list(img.get("Env") or []), spec.env),
             "cwd": spec.workdir or img.get("WorkingDir") or "/",
             "capabilities": security.capabilities(caps),
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
+            "rlimits": rlimits(spec),
             "noNewPrivileges": True,
             # the engine runs at -500 so that the OOM killer spares it; its containers must not
             "oomScoreAdj": spec.oom_score_adj,
         },
         "root": {"path": str(rootfs), "readonly": spec.readonly_rootfs},
-        "hostname": spec.hostname or container.name,
-        "mounts": with_user_mounts(_mounts(bundle), user_mounts or []),
+        **({} if "uts" in shared else {"hostname": spec.hostname or container.name}),
+        "mounts": with_user_mounts(_mounts(bundle, spec.options.get("ShmSize") or SHM_DEFAULT),
+                                   user_mounts or []),
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": cgroups_path,
@@ -136,5 +165,6 @@ def build_config(
             "maskedPaths": list(security.MASKED_PATHS),
             "readonlyPaths": list(security.READONLY_PATHS),
             "seccomp": security.seccomp_profile(caps),
+            **({"sysctl": dict(spec.options["Sysctls"])} if spec.options.get("Sysctls") else {}),
         },
     }

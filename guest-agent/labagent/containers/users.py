@@ -113,8 +113,10 @@ def _match(accounts: list[Account], arg: str, number: int | None) -> Account | N
     return None
 
 
-def resolve_in(passwd: str | None, group: str | None, spec: str) -> dict[str, Any]:
-    """process.user for spec, given the container's passwd and group text (None when absent)."""
+def resolve_in(passwd: str | None, group: str | None, spec: str,
+               group_add: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """process.user for spec, given the container's passwd and group text (None when absent);
+    group_add (HostConfig.GroupAdd) names or numbers groups added to the supplementary ones."""
     user_arg, group_arg = split_spec(spec)
     uid_arg = _number(user_arg) if user_arg else 0
     found = _match(parse_passwd(passwd or ""), user_arg, uid_arg)
@@ -132,14 +134,20 @@ def resolve_in(passwd: str | None, group: str | None, spec: str) -> dict[str, An
         gid = entry.id if entry else gid_arg or 0
     elif found is not None:  # supplementary groups only in the implicit form, as runc does
         extra = [g.id for g in groups if found.name in g.members]
+    for name in group_add:
+        number = _number(name)
+        entry = _match(groups, name, number)
+        if entry is None and number is None:
+            raise BadParameter(f"Unable to find group {name}: no matching entries in group file")
+        extra.append(entry.id if entry else number or 0)
     additional = list(dict.fromkeys([gid, *extra]))  # primary first, as Docker lists them
     return {"uid": uid, "gid": gid, "additionalGids": additional}
 
 
-def resolve(rootfs: Path, spec: str) -> dict[str, Any]:
+def resolve(rootfs: Path, spec: str, group_add: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """process.user for spec, read from the container's mounted root filesystem."""
     split_spec(spec)  # refuse a malformed spec before touching the tree
     with beneath.open_tree(rootfs) as rootfd:
         passwd = read_root_file(rootfd, "/etc/passwd")
         group = read_root_file(rootfd, "/etc/group")
-    return resolve_in(passwd, group, spec)
+    return resolve_in(passwd, group, spec, group_add)

@@ -52,7 +52,7 @@ def main(args: list[str]) -> int:
             return 127
         env = dict(item.split("=", 1) for item in config["process"]["env"])
         env["PATH"] = os.environ["PATH"]
-        env["HOSTNAME"] = config["hostname"]
+        env["HOSTNAME"] = config.get("hostname", "")  # none: the node's UTS namespace (UTSMode host)
         # cwd is the container's upper dir, so relative writes land where overlay would put them
         if config["process"].get("terminal"):
             return run_on_a_pty(argv, env, bundle, opts, config, state)

@@ -201,7 +201,7 @@ def test_start_of_a_missing_executable_reports_crun_error(client):
 def test_stop_kill_and_remove(client, engine):
     cid = run(client, "svc", ["sleep", "30"])
     resp, body = raw(client, "DELETE", "/containers/svc")
-    assert resp.status == 409 and "container is running" in json.loads(body)["message"]
+    assert resp.status == 409 and "You cannot remove a running container" in json.loads(body)["message"]
     t0 = time.monotonic()
     client.request("POST", "/containers/svc/stop", {"t": 5}).read()
     assert time.monotonic() - t0 < 4  # sleep dies of SIGTERM, no need for the timeout

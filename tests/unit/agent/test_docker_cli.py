@@ -62,7 +62,7 @@ def test_detached_run_with_limits_logs_exec_stop_wait(eng: EngineProcess) -> Non
 def test_kill_wait_and_forced_remove(eng: EngineProcess) -> None:
     cid = eng.docker("run", "-d", "--name", "k", "busybox", "sleep", "30").stdout.strip()
     busy = eng.docker("rm", "k")
-    assert busy.returncode != 0 and "stop the container before removing" in busy.stderr
+    assert busy.returncode != 0 and "Stop the container before attempting removal" in busy.stderr
     waiter = eng.spawn("wait", "k")  # held open until the exit
     time.sleep(0.5)
     assert waiter.poll() is None

@@ -35,12 +35,13 @@ def test_privilege_reducing_options_are_kept(eng: EngineProcess) -> None:
 
 
 @pytest.mark.parametrize("option, field", [
-    (["--cap-add", "SYS_ADMIN"], "CapAdd"), (["--sysctl", "net.ipv4.ip_forward=1"], "Sysctls"),
-    (["--device", "/dev/null"], "Devices"), (["--ipc", "host"], "IpcMode"), (["--uts", "host"], "UTSMode"),
+    (["--cap-add", "SYS_ADMIN"], "CapAdd"), (["--sysctl", "kernel.shmmax=1;x"], "Sysctls"),
+    (["--device", "/dev/null"], "Devices"), (["--ipc", "host"], "IpcMode"),
     (["--restart", "sometimes"], "restart"), (["--init"], "Init"),
     (["--dns-option", "nd ots"], "DnsOptions"), (["--link", "other:db"], "Links"),
     (["--security-opt", "seccomp=unconfined"], "SecurityOpt"), (["--oom-score-adj", "-500"], "OomScoreAdj"),
-    (["--log-driver", "syslog"], "LogConfig"),
+    (["--log-driver", "syslog"], "no log driver named 'syslog' is registered"),
+    (["--log-opt", "max-size=1m"], "LogConfig"), (["--runtime", "runc"], "Runtime"),
 ])
 def test_an_unsupported_option_is_refused_by_name(eng: EngineProcess, option: list[str], field: str) -> None:
     refused = eng.docker("create", *option, "busybox", "true")
