@@ -116,7 +116,8 @@ def _event(engine: EngineInterface, action: str, ref: str) -> None:
 def mounts(engine: EngineInterface, container: Container) -> list[archive.MountSource]:
     """The container's binds and volumes, as node directories (volumes through the engine's
     volume store); tmpfs mounts live only in a running container's mount namespace, so a path
-    in one is the rootfs' own."""
+    in one is the rootfs' own. The files crun binds from the bundle (/etc/hostname, hosts,
+    resolv.conf) are read and written there, as the container sees them."""
     store = engine.volumes
     found = []
     for m in container.spec.mounts:
@@ -124,6 +125,10 @@ def mounts(engine: EngineInterface, container: Container) -> list[archive.MountS
             found.append(archive.MountSource(m.target, Path(m.source), m.readonly))
         elif m.type == "volume":
             found.append(archive.MountSource(m.target, Path(store.data_dir(m.source)), m.readonly))
+    bundle = engine.containers.bundle(container.id)
+    taken = {m.target for m in container.spec.mounts}
+    found += [archive.MountSource(f"/etc/{name}", bundle, False, name)
+              for name in ("hostname", "hosts", "resolv.conf") if f"/etc/{name}" not in taken]
     return found
 
 

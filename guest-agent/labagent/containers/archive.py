@@ -109,6 +109,8 @@ class MountSource:
     target: str
     source: Path
     readonly: bool = False
+    file: str = ""  # a single file mounted at target: this name in the source directory
+
 
 
 def in_mount(path: str, mounts: list[MountSource]) -> tuple[MountSource, str] | None:
@@ -122,6 +124,10 @@ def in_mount(path: str, mounts: list[MountSource]) -> tuple[MountSource, str] | 
     best: MountSource | None = None
     for mount in mounts:
         target = _absolute(mount.target)
+        if mount.file and lexical == target:
+            return mount, "/" + mount.file
+        if mount.file:
+            continue
         if (lexical == target or lexical.startswith(target.rstrip("/") + "/")) and \
                 (best is None or len(target) > len(_absolute(best.target))):
             best = mount

@@ -286,3 +286,13 @@ def test_archive_calls_under_a_bind_mount_use_its_source(tmp_path: Path, engine,
     assert sorted(os.listdir(node)) == ["secret"]
     actions = [e.action for e in engine.events.past(0) if e.actor_id == cid]
     assert actions[-2:] == ["extract-to-dir", "archive-path"]
+
+
+def test_the_files_crun_binds_from_the_bundle_are_read_as_the_container_sees_them(sdk) -> None:
+    ctr = sdk.containers.create("busybox", ["true"], name="named-host", hostname="inside")
+    stream, found = ctr.get_archive("/etc/hostname")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.extractfile("hostname")
+        assert member is not None and member.read() == b"inside\n"
+    assert found["name"] == "hostname" and found["size"] == len(b"inside\n")
+    ctr.remove()
