@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -36,11 +37,26 @@ def read_json(path: Path) -> Any:
 
 
 def rmtree(path: Path) -> None:
-    """Remove a tree if it exists; overlay whiteouts and odd modes included."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
+    """Remove a tree if it exists; overlay whiteouts and odd modes included.
+
+    A file that goes while the walk runs (an exec's process file, removed by its own session)
+    is no error, and a directory that gains one meanwhile is walked again.
+    """
+    for attempt in range(3):
+        try:
+            if path.is_symlink() or path.is_file():
+                path.unlink(missing_ok=True)
+            elif path.exists():
+                shutil.rmtree(path, onerror=_vanished_is_fine)
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY or attempt == 2:
+                raise
+
+
+def _vanished_is_fine(function: Any, name: str, exc_info: Any) -> None:
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
 
 
 def remove_at(dirfd: int, name: str) -> None:

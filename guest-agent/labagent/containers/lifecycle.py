@@ -552,6 +552,8 @@ class Lifecycle:
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         """volumes (rm -v, and --rm): its anonymous volumes go too, unless another container uses them."""
         container = self.store.get(ref)
+        if self.health is not None and (force or not container.running):
+            self.health.stop(container.id)  # no probe writes into the bundle while it goes
         if container.state.status == "restarting":
             if not force:
                 raise Conflict(f"You cannot remove a restarting container {container.id}. "
