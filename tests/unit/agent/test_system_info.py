@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labagent import nodefacts
-from labagent.api import diskusage, listing, system, views
+from labagent import fsutil, nodefacts
+from labagent.api import diskusage, system, views
 from labagent.containers.model import Container, ContainerState, CreateSpec
 from labagent.nodefacts import CgroupSupport, read_facts
 
@@ -232,7 +232,7 @@ def test_df_follows_no_link_out_of_a_volume_and_walks_a_bounded_tree(sdk, tmp_pa
     for n in range(50):
         (many / f"f{n}").write_bytes(b"z" * 100)
     assert diskusage.LayerSizes().size(many) == 5000
-    monkeypatch.setattr(listing, "MAX_WALK", 10)
+    monkeypatch.setattr(fsutil, "MAX_WALK", 10)
     assert diskusage.LayerSizes().size(many) == 1000  # counting stops at the bound
     assert diskusage.LayerSizes().size(tmp_path / "absent") == 0
 
