@@ -16,7 +16,7 @@ from labagent.containers.model import Container, ContainerState, CreateSpec
 from labagent.nodefacts import CgroupSupport, read_facts
 
 from .conftest import docker_save, tar_bytes
-from .dockerhost import DOCKER, EngineProcess, start_engine
+from .dockerhost import DOCKER, EngineProcess, docker_client, start_engine
 
 docker = pytest.importorskip("docker")
 UNAME = os.uname_result(("Linux", "node7", "6.1.0-99-amd64", "#1 SMP", "aarch64"))
@@ -139,13 +139,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
 
 @pytest.fixture
 def sdk(eng: EngineProcess):
-    client = docker.DockerClient(base_url=eng.host, timeout=15)
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    for v in client.volumes.list():
-        v.remove(force=True)
-    client.close()
+    yield from docker_client(eng, volumes=True)
 
 
 def host_meminfo() -> int:
