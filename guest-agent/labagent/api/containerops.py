@@ -1,4 +1,5 @@
-"""Container operations past the lifecycle: top, stats, pause/unpause, update (limits), rename."""
+"""Container operations past the lifecycle: top, stats, pause/unpause, update (limits
+and restart policy), rename."""
 
 from __future__ import annotations
 

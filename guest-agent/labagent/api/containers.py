@@ -1,4 +1,5 @@
-"""Container endpoints: list, create, inspect, start/stop/restart/kill, wait, remove, logs, attach, resize."""
+"""Container endpoints: list, create, inspect, start/stop/restart/kill, wait, remove, prune, logs,
+attach, resize."""
 
 from __future__ import annotations
 

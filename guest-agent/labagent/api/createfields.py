@@ -41,7 +41,8 @@ HONOURED_CONFIG = frozenset({
     "AttachStdin",
 })
 
-# HostConfig fields createbody.py reads (Privileged only to refuse it).
+# HostConfig fields createbody.py reads, itself or through the area modules it calls (createopts,
+# stopbody, netbody, mounts, hostlines, dnsconf); Privileged only to refuse it.
 HONOURED_HOST = frozenset({
     "Memory",
     "MemorySwap",
@@ -108,8 +109,6 @@ def anything(value: Any) -> bool:
     return True
 
 
-
-
 # ContainerConfig fields accepted only at their "not set" value, with the defaults spelled out.
 AT_DEFAULT_CONFIG: dict[str, Accept] = {
     "Domainname": unset,
@@ -139,7 +138,7 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "CgroupnsMode": one_of("private"),
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
     "Cgroup": unset,
-    "PublishAllPorts": unset,  # random host ports are not supported
+    "PublishAllPorts": unset,  # -P: every exposed port on a host port of its own is not implemented
     "StorageOpt": unset,
     "UsernsMode": one_of("host"),  # "host" = no remapping, which is all this engine does
     "MaskedPaths": lambda v: v is None,  # [] would unmask /proc: only the default set
@@ -148,7 +147,7 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
 
 
 HINTS = {
-    "PublishAllPorts": "random host ports are not supported (publish HOST:CONTAINER)",
+    "PublishAllPorts": "publishing every exposed port (-P) is not supported (publish each: -p PORT or HOST:PORT)",
     "DeviceCgroupRules": "containers get no devices beyond the default set (/dev/null, /dev/zero, ...)",
     "Devices": "containers get no devices beyond the default set (/dev/null, /dev/zero, ...)",
     "MacAddress": "a container's MAC follows from its address (02:42 and the IPv4 address)",

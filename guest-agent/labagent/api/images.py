@@ -1,5 +1,5 @@
-"""Image endpoints: list, inspect, history, tag, remove, prune, save (docker save), load, and the
-pull that explains why not."""
+"""Image endpoints: list, inspect, history, tag, remove, prune, save (docker save), load, commit;
+and pull, push, search and distribution, which explain that the node reaches no registry."""
 
 from __future__ import annotations
 
