@@ -89,6 +89,15 @@ HONOURED_HOST = frozenset({
 })
 
 
+def boolean(value: Any, field: str) -> bool:
+    """A true/false field of the create body (createbody, stdiobody): null is false, else a bool."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadParameter(f"{field} must be true or false")
+    return value
+
+
 def unset(value: Any) -> bool:
     """null, "", 0, false, [] or {}: a map's keys mean something ({"/run": ""} is a tmpfs)."""
     if value is None or value is False or value == "" or value == [] or value == {}:
