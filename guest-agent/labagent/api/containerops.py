@@ -1,4 +1,5 @@
-"""Container operations past the lifecycle: top, stats, pause/unpause, update (limits), rename."""
+"""Container operations past the lifecycle: top, stats, pause/unpause, update (limits
+and restart policy), rename."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from ..containers import ocispec
 from ..containers import top as ps
 from ..containers.model import Container, Limits, RestartPolicy, check_name
+from ..containers.restart import parse_policy
 from ..containers.stats import Sampler
 from ..errors import BadParameter, Conflict
 from ..fsutil import read_json, write_json
@@ -19,7 +21,6 @@ from .http import Request, Response, json_response
 from .router import Route
 
 STATS_INTERVAL = 1.0  # seconds between streamed samples, as dockerd
-RESTART_NAMES = ("no", "on-failure", "always", "unless-stopped")
 # Resources fields of an update body this engine applies; the others only at their zero value
 # (the docker CLI sends every field of Resources, zero when its flag was not given).
 APPLIED = frozenset({"Memory", "MemorySwap", "NanoCpus", "CpuQuota", "CpuPeriod", "PidsLimit", "CpuShares"})
@@ -108,25 +109,20 @@ def rename(engine: EngineInterface, req: Request, ref: str) -> Response:
 
 
 def restart_policy(value: Any, auto_remove: bool) -> RestartPolicy | None:
-    """UpdateConfig.RestartPolicy; None when absent or empty (the docker CLI's "unchanged")."""
+    """UpdateConfig.RestartPolicy; None when absent or its Name empty (the docker CLI's "unchanged").
+
+    A named policy is checked by restart.parse_policy, the one parser create uses too.
+    """
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise BadParameter("RestartPolicy must be an object")
-    name, retries = value.get("Name") or "", value.get("MaximumRetryCount") or 0
-    if not name:
-        if retries:
+    if isinstance(value, dict) and not value.get("Name"):
+        if value.get("MaximumRetryCount"):
             raise BadParameter("RestartPolicy.MaximumRetryCount needs RestartPolicy.Name on-failure")
         return None
-    if name not in RESTART_NAMES:
-        raise BadParameter(f"invalid restart policy '{name}'")
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise BadParameter("maximum retry count cannot be negative")
-    if retries and name != "on-failure":
-        raise BadParameter(f"maximum retry count cannot be used with restart policy '{name}'")
-    if auto_remove and name != "no":
+    policy = parse_policy(value)
+    if auto_remove and policy.name != "no":
         raise BadParameter("Restart policy cannot be updated because AutoRemove is enabled for the container")
-    return RestartPolicy(name, retries)
+    return policy
 
 
 def updated_limits(body: dict[str, Any], old: Limits) -> Limits:

@@ -1,4 +1,5 @@
-"""Container endpoints: list, create, inspect, start/stop/restart/kill, wait, remove, logs, attach, resize."""
+"""Container endpoints: list, create, inspect, start/stop/restart/kill, wait, remove, prune, logs,
+attach, resize."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from ..containers.attachinput import AttachInput
 from ..containers.logs import Entry
 from ..containers.model import Container, check_name
 from ..containers.stdio import StdinPipe, send_size
-from ..containers.usage import tree_size
 from ..errors import BadParameter, Conflict, EngineError
-from ..fsutil import parse_rfc3339
+from ..fsutil import parse_rfc3339, tree_size
 from ..interface import EngineInterface
 from ..runtime.crun import parse_signal
 from . import listing, views
@@ -42,7 +42,7 @@ def list_containers(engine: EngineInterface, req: Request) -> Response:
     summaries = [views.container_summary(c, engine.networks.settings_of(c)) for c in items]
     if req.flag("size"):
         for c, summary in zip(items, summaries, strict=True):
-            summary["SizeRw"] = listing.dir_size(engine.containers.bundle(c.id) / "upper")
+            summary["SizeRw"] = tree_size(engine.containers.bundle(c.id) / "upper")
             summary["SizeRootFs"] = summary["SizeRw"] + _image_size(engine, c)
     return json_response(summaries)
 

@@ -94,14 +94,6 @@ def limits_from(host: dict[str, Any]) -> Limits:
                   pids=max(pids, 0), cpu_shares=shares)
 
 
-def _bool(value: Any, field: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise BadParameter(f"{field} must be true or false")
-    return value
-
-
 def security_opts(value: Any) -> list[str]:
     """SecurityOpt: only no-new-privileges, which this engine sets for every container anyway.
 
@@ -173,7 +165,7 @@ def spec_from_body(body: Any) -> CreateSpec:
     if host.get("Privileged"):
         raise BadParameter("HostConfig.Privileged: privileged containers are not supported by this engine")
     mode = host.get("NetworkMode") or "default"
-    if _bool(body.get("NetworkDisabled"), "NetworkDisabled"):
+    if createfields.boolean(body.get("NetworkDisabled"), "NetworkDisabled"):
         mode = "none"
     env = _argv(body.get("Env"), "Env")
     if any(not e or e.startswith("=") or "\0" in e for e in env):
@@ -197,10 +189,10 @@ def spec_from_body(body: Any) -> CreateSpec:
         labels={str(k): str(v) for k, v in labels.items()},
         exposed=_exposed(body.get("ExposedPorts")), ports=ports,
         limits=limits_from(host), network_mode="none" if mode == "none" else "bridge",
-        auto_remove=_bool(host.get("AutoRemove"), "HostConfig.AutoRemove"), pid_mode=pid_mode,
+        auto_remove=createfields.boolean(host.get("AutoRemove"), "HostConfig.AutoRemove"), pid_mode=pid_mode,
         user=_user(body.get("User")), cap_add=cap_add,
         cap_drop=security.normalize_caps(host.get("CapDrop"), "HostConfig.CapDrop"),
-        readonly_rootfs=_bool(host.get("ReadonlyRootfs"), "HostConfig.ReadonlyRootfs"),
+        readonly_rootfs=createfields.boolean(host.get("ReadonlyRootfs"), "HostConfig.ReadonlyRootfs"),
         security_opt=security_opts(host.get("SecurityOpt")),
         oom_score_adj=oom_score_adj(host.get("OomScoreAdj")),
     )

@@ -41,7 +41,8 @@ HONOURED_CONFIG = frozenset({
     "AttachStdin",
 })
 
-# HostConfig fields createbody.py reads (Privileged only to refuse it).
+# HostConfig fields createbody.py reads, itself or through the area modules it calls (createopts,
+# stopbody, netbody, mounts, hostlines, dnsconf); Privileged only to refuse it.
 HONOURED_HOST = frozenset({
     "Memory",
     "MemorySwap",
@@ -88,6 +89,15 @@ HONOURED_HOST = frozenset({
 })
 
 
+def boolean(value: Any, field: str) -> bool:
+    """A true/false field of the create body (createbody, stdiobody): null is false, else a bool."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadParameter(f"{field} must be true or false")
+    return value
+
+
 def unset(value: Any) -> bool:
     """null, "", 0, false, [] or {}: a map's keys mean something ({"/run": ""} is a tmpfs)."""
     if value is None or value is False or value == "" or value == [] or value == {}:
@@ -106,8 +116,6 @@ def one_of(*values: Any) -> Accept:
 
 def anything(value: Any) -> bool:
     return True
-
-
 
 
 # ContainerConfig fields accepted only at their "not set" value, with the defaults spelled out.
@@ -139,7 +147,7 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
     "CgroupnsMode": one_of("private"),
     "IpcMode": one_of("private", "shareable"),  # both are a private IPC namespace
     "Cgroup": unset,
-    "PublishAllPorts": unset,  # random host ports are not supported
+    "PublishAllPorts": unset,  # -P: every exposed port on a host port of its own is not implemented
     "StorageOpt": unset,
     "UsernsMode": one_of("host"),  # "host" = no remapping, which is all this engine does
     "MaskedPaths": lambda v: v is None,  # [] would unmask /proc: only the default set
@@ -148,7 +156,7 @@ AT_DEFAULT_HOST: dict[str, Accept] = {
 
 
 HINTS = {
-    "PublishAllPorts": "random host ports are not supported (publish HOST:CONTAINER)",
+    "PublishAllPorts": "publishing every exposed port (-P) is not supported (publish each: -p PORT or HOST:PORT)",
     "DeviceCgroupRules": "containers get no devices beyond the default set (/dev/null, /dev/zero, ...)",
     "Devices": "containers get no devices beyond the default set (/dev/null, /dev/zero, ...)",
     "MacAddress": "a container's MAC follows from its address (02:42 and the IPv4 address)",

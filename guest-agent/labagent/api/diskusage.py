@@ -1,5 +1,5 @@
 """The figures of `GET /system/df`: what images, containers, volumes and the build cache hold
-on the node's disk, measured by bounded walks (listing.dir_size) of the trees themselves.
+on the node's disk, measured by bounded walks (fsutil.tree_size) of the trees themselves.
 
 An image's Size is that of its unpacked layers, as dockerd's overlay2 driver counts it; a layer
 shared with another image is its SharedSize. Unpacked layers never change once in place, so
@@ -15,11 +15,10 @@ from typing import Any
 from ..containers.model import Container
 from ..containers.mountplan import users_of
 from ..errors import BadParameter, EngineError
-from ..fsutil import read_json
+from ..fsutil import read_json, tree_size
 from ..images.store import Image
 from ..interface import EngineInterface
 from . import views
-from .listing import dir_size
 
 KINDS = ("container", "image", "volume", "build-cache")
 MAX_KEPT = 4096  # layer sizes remembered; past it the memo starts over
@@ -40,7 +39,7 @@ class LayerSizes:
                 return self._sizes[key]
         if not layer.is_dir():
             return 0  # not (or no longer) unpacked: nothing on disk, and nothing to remember
-        measured = dir_size(layer)
+        measured = tree_size(layer)
         with self._lock:
             if len(self._sizes) >= MAX_KEPT:
                 self._sizes.clear()
@@ -72,7 +71,7 @@ def disk_usage(engine: EngineInterface, kinds: set[str]) -> dict[str, Any]:
         answer["Containers"] = [_container(engine, c, images, layer_size) for c in containers]
     if "volume" in kinds:
         answer["Volumes"] = [{**engine.volumes.view(v), "UsageData": {
-            "Size": dir_size(engine.volumes.data_dir(v.name)),
+            "Size": tree_size(engine.volumes.data_dir(v.name)),
             "RefCount": len(users_of(v.name, containers))}} for v in engine.volumes.all()]
     if "build-cache" in kinds:
         answer["BuildCache"] = build_cache(engine, set(layer_size))
@@ -101,7 +100,7 @@ def _images(images: list[Image], containers: list[Container], layer_size: dict[s
 def _container(engine: EngineInterface, c: Container, images: list[Image],
                layer_size: dict[str, int]) -> dict[str, Any]:
     summary = views.container_summary(c, engine.networks.settings_of(c))
-    rw = dir_size(engine.containers.bundle(c.id) / "upper")
+    rw = tree_size(engine.containers.bundle(c.id) / "upper")
     base = next((image_size(i, layer_size) for i in images if i.id == c.spec.image_id), 0)
     return {**summary, "SizeRw": rw, "SizeRootFs": rw + base}
 

@@ -1,5 +1,5 @@
-"""Image endpoints: list, inspect, history, tag, remove, prune, save (docker save), load, and the
-pull that explains why not."""
+"""Image endpoints: list, inspect, history, tag, remove, prune, save (docker save), load, commit;
+and pull, push, search and distribution, which explain that the node reaches no registry."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from ..interface import EngineInterface
 from . import views
 from .filters import Filters, parse_filters
 from .http import Request, Response, json_response
-from .imagefilters import reference_match, until_time
+from .imagefilters import reference_match
 from .router import Route
+from .timestamps import parse_time
 
 LIST_FILTERS = ("dangling", "label", "reference", "before", "since")
 PRUNE_FILTERS = ("dangling", "until", "label", "label!")
@@ -172,7 +173,7 @@ def image_prune(engine: EngineInterface, req: Request) -> Response:
     f = parse_filters(req.arg("filters"), PRUNE_FILTERS)
     dangling = f.flag("dangling")
     until = f.one("until")
-    limit = until_time(until) if until is not None else None
+    limit = parse_time(until, "until") if until is not None else None
 
     def labelled(image: Image) -> bool:
         labels = image.labels

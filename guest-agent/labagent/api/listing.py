@@ -1,11 +1,9 @@
-"""`GET /containers/json` filters, as dockerd applies them, and the sizes `size=1` asks for."""
+"""`GET /containers/json` filters, as dockerd applies them."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 from ..containers.model import Container
 from ..errors import BadParameter, EngineError
@@ -19,7 +17,6 @@ KEYS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since"
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 HEALTH = ("starting", "healthy", "unhealthy", "none")
 MAX_PATTERN = 256  # a name filter is a regular expression: bounded, so it cannot be made to crawl
-MAX_WALK = 1_000_000  # entries counted for SizeRw before giving up (a hostile upper dir)
 
 
 def status_of(c: Container) -> str:
@@ -164,25 +161,3 @@ def build(engine: EngineInterface, raw: str) -> tuple[Callable[[Container], bool
             f.get("is-task") != ["true"],
         ))
     return match, "status" in f
-
-
-def dir_size(root: Path) -> int:
-    """Bytes of the regular files under root (an upper dir), not following links; bounded walk."""
-    total, seen, stack = 0, 0, [str(root)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    seen += 1
-                    if seen > MAX_WALK:
-                        return total
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except OSError:
-                        continue
-        except OSError:
-            continue
-    return total

@@ -1,6 +1,6 @@
 """Matching requests to endpoints: the areas' route tables, API-version prefixes, error bodies.
 
-Each area module (system, containers, execs, images, builds) exports ROUTES, a table of
+Each area module (tables.py lists them) exports ROUTES, a table of
 (method, pattern, endpoint); tables.py lists the tables, and a Router is built from that
 list, so an endpoint is served only if a table names it.
 """

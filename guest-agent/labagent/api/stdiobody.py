@@ -12,16 +12,9 @@ from typing import Any
 
 from ..containers.model import CreateSpec
 from ..errors import BadParameter
+from .createfields import boolean
 
 MAX_SIZE = 65535  # struct winsize holds unsigned shorts
-
-
-def _bool(value: Any, field: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise BadParameter(f"{field} must be true or false")
-    return value
 
 
 def console_size(value: Any) -> list[int]:
@@ -35,8 +28,8 @@ def console_size(value: Any) -> list[int]:
 
 
 def read_into(spec: CreateSpec, body: dict[str, Any], host: dict[str, Any]) -> None:
-    spec.tty = _bool(body.get("Tty"), "Tty")
-    spec.open_stdin = _bool(body.get("OpenStdin"), "OpenStdin")
-    spec.stdin_once = _bool(body.get("StdinOnce"), "StdinOnce")
-    spec.attach_stdin = _bool(body.get("AttachStdin"), "AttachStdin")
+    spec.tty = boolean(body.get("Tty"), "Tty")
+    spec.open_stdin = boolean(body.get("OpenStdin"), "OpenStdin")
+    spec.stdin_once = boolean(body.get("StdinOnce"), "StdinOnce")
+    spec.attach_stdin = boolean(body.get("AttachStdin"), "AttachStdin")
     spec.console_size = console_size(host.get("ConsoleSize"))

@@ -1,4 +1,5 @@
-"""Container lifecycle: create, start, stop, kill, wait, remove; and what happens on exit.
+"""Container lifecycle: create, start, stop, kill, wait, remove; and what happens on exit
+(pause, unpause and rename it inherits from pausing.py).
 
 Every step that builds something (dirs, cgroup, mount, netns, rules) has its undo, run in
 reverse when a later step fails, so a failed create or start leaves nothing half-made.
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadParameter, Conflict, EngineError, NotModified
+from ..errors import Conflict, EngineError, NotModified
 from ..events import Events
 from ..fsutil import new_id, parse_rfc3339, read_json, rfc3339, rmtree, write_json
 from ..images.store import ImageStore
@@ -31,6 +32,7 @@ from ..runtime.overlay import Mounter
 from ..runtime.supervisor import Supervisor
 from . import health, hostports, mountplan, ocispec, restart, stdio, users
 from .model import Container, ContainerState, CreateSpec, NetworkState, PortBinding
+from .pausing import PauseRename
 from .store import ContainerStore
 from .volumes import VolumeStore
 
@@ -46,7 +48,7 @@ class ClientGone(Exception):
     """The HTTP client hung up while we waited on its behalf."""
 
 
-class Lifecycle:
+class Lifecycle(PauseRename):
     def __init__(self, store: ContainerStore, images: ImageStore, runtime: Runtime,
                  network: ContainerNetwork, cgroups: Cgroups, mounter: Mounter,
                  resolv: Path = Path("/etc/resolv.conf")) -> None:
@@ -595,50 +597,6 @@ class Lifecycle:
                 if m.type == "volume" and m.anonymous and self.volumes.exists(m.source):
                     with contextlib.suppress(EngineError):
                         self.volumes.remove(m.source, mountplan.users_of(m.source, others))
-
-    # pause, unpause, rename --------------------------------------------------------------
-    def pause(self, ref: str) -> None:
-        """Freeze the container's cgroup (cgroup v2 freezer); it stays running, and paused."""
-        container = self.store.get(ref)
-        with self._op(container.id):
-            if not container.running:
-                raise Conflict(f"Container {container.id} is not running")
-            if container.state.paused:
-                raise Conflict(f"Container {container.id} is already paused")
-            self.cgroups.freeze(container.id, True)
-            with self.store.lock:
-                container.state.paused = True
-                self.store.save(container)
-        self.events.emit("container", "pause", container.id, name=container.name, image=container.spec.image)
-
-    def unpause(self, ref: str) -> None:
-        container = self.store.get(ref)
-        with self._op(container.id):
-            if not container.state.paused:
-                raise Conflict(f"Container {container.id} is not paused")
-            self._thaw(container)
-
-    def _thaw(self, container: Container) -> None:
-        """Unfreeze without the operation lock, so stop() may call it from anywhere."""
-        self.cgroups.freeze(container.id, False)
-        with self.store.lock:
-            container.state.paused = False
-            self.store.save(container)
-        self.events.emit("container", "unpause", container.id, name=container.name, image=container.spec.image)
-
-    def rename(self, ref: str, new_name: str) -> None:
-        """New name in the record and, for running containers, in every /etc/hosts."""
-        container = self.store.get(ref)
-        old = container.name
-        if new_name == old:
-            raise BadParameter("Renaming a container with the same name as its current name")
-        with self.store.lock:
-            self.store.check_name(new_name)
-            container.name = new_name
-            self.store.save(container)
-        self.refresh_network()
-        self.events.emit("container", "rename", container.id, name=new_name, image=container.spec.image,
-                         oldName=f"/{old}")
 
     def ports_of(self, container: Container) -> list[PortBinding]:
         return container.spec.ports

@@ -7,27 +7,15 @@ history (the image a build started FROM) carries the parent's, and so on down; t
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from ..fsutil import parse_rfc3339, read_json
+from ..fsutil import parse_rfc3339, read_json, tree_size
 from .store import LAYER_TAR, Image, ImageStore
 
 
 def _entries(image: Image) -> list[dict[str, Any]]:
     raw = image.config.get("history")
     return [h for h in raw if isinstance(h, dict)] if isinstance(raw, list) else []
-
-
-def _tree_size(path: str) -> int:
-    total = 0
-    for directory, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(directory, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def layer_sizes(store: ImageStore, image: Image) -> list[int]:
@@ -42,7 +30,7 @@ def layer_sizes(store: ImageStore, image: Image) -> list[int]:
         if layer.get("mediaType") == LAYER_TAR and isinstance(layer.get("size"), int):
             sizes.append(int(layer["size"]))
         else:
-            sizes.append(_tree_size(str(store.layer_dir(diff_id))))
+            sizes.append(tree_size(store.layer_dir(diff_id)))
     return sizes
 
 

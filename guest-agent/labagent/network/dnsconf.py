@@ -18,7 +18,8 @@ DOMAIN_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")
 OPTION_RE = re.compile(r"[A-Za-z0-9_-]{1,32}(:[0-9]{1,5})?")
 
 
-def _strings(value: Any, field: str, limit: int) -> list[str]:
+def string_list(value: Any, field: str, limit: int) -> list[str]:
+    """HostConfig.<field> as a bounded list of strings (absent: empty); hostlines.py uses it too."""
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -30,16 +31,16 @@ def _strings(value: Any, field: str, limit: int) -> list[str]:
 
 def read_into(spec: CreateSpec, host: dict[str, Any]) -> None:
     servers = []
-    for entry in _strings(host.get("Dns"), "Dns", MAX_SERVERS):
+    for entry in string_list(host.get("Dns"), "Dns", MAX_SERVERS):
         try:
             servers.append(str(ipaddress.ip_address(entry)))
         except ValueError:
             raise BadParameter(f"HostConfig.Dns: {entry[:64]!r} is not an IP address") from None
-    search = _strings(host.get("DnsSearch"), "DnsSearch", MAX_SEARCH)
+    search = string_list(host.get("DnsSearch"), "DnsSearch", MAX_SEARCH)
     for entry in search:
         if entry != "." and not DOMAIN_RE.fullmatch(entry):
             raise BadParameter(f"HostConfig.DnsSearch: invalid domain {entry[:64]!r}")
-    options = _strings(host.get("DnsOptions"), "DnsOptions", MAX_OPTIONS)
+    options = string_list(host.get("DnsOptions"), "DnsOptions", MAX_OPTIONS)
     for entry in options:
         if not OPTION_RE.fullmatch(entry):
             raise BadParameter(f"HostConfig.DnsOptions: invalid option {entry[:64]!r}")

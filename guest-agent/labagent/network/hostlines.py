@@ -21,24 +21,14 @@ from .networks import ALIAS_RE
 MAX_EXTRA_HOSTS = 256
 MAX_LINKS = 64
 HOST_GATEWAY = "host-gateway"  # Docker's word for the node's own address
-HOSTNAME_RE = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")
+HOSTNAME_RE = dnsconf.DOMAIN_RE  # an extra host's name is checked as a search domain is
 CONTAINER_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
-
-
-def _strings(value: Any, field: str, limit: int) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadParameter(f"HostConfig.{field} must be a list of strings")
-    if len(value) > limit:
-        raise BadParameter(f"HostConfig.{field}: at most {limit} entries")
-    return value
 
 
 def parse_extra_hosts(value: Any) -> list[str]:
     """"name:address" entries (an IPv6 address keeps its colons), checked, as given."""
     hosts = []
-    for entry in _strings(value, "ExtraHosts", MAX_EXTRA_HOSTS):
+    for entry in dnsconf.string_list(value, "ExtraHosts", MAX_EXTRA_HOSTS):
         name, sep, address = entry.partition(":")
         if not sep or not HOSTNAME_RE.fullmatch(name):
             raise BadParameter(f"HostConfig.ExtraHosts: invalid extra host {entry[:64]!r} (want NAME:ADDRESS)")
@@ -54,7 +44,7 @@ def parse_extra_hosts(value: Any) -> list[str]:
 def parse_links(value: Any) -> list[str]:
     """"container:alias" (or "container", aliased by its own name), leading slashes dropped."""
     links = []
-    for entry in _strings(value, "Links", MAX_LINKS):
+    for entry in dnsconf.string_list(value, "Links", MAX_LINKS):
         target, _, alias = entry.partition(":")
         target, alias = target.lstrip("/"), alias.rsplit("/", 1)[-1] or target.lstrip("/")
         if not CONTAINER_NAME_RE.fullmatch(target) or not ALIAS_RE.fullmatch(alias):

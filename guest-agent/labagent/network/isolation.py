@@ -26,15 +26,11 @@ class BridgeRule:
     masquerade: bool = True
 
 
-def _match(left: Any, right: Any, op: str = "==") -> dict[str, Any]:
-    return {"match": {"op": op, "left": left, "right": right}}
+_match = nftrules._match  # the same expression shapes as the default bridge's table
 
 
 def _rule(chain: str, expr: list[dict[str, Any]], comment: str = "") -> dict[str, Any]:
-    rule: dict[str, Any] = {"family": FAMILY, "table": TABLE, "chain": chain, "expr": expr}
-    if comment:
-        rule["comment"] = comment
-    return {"add": {"rule": rule}}
+    return _ours(nftrules._rule(chain, expr, comment))
 
 
 def _chain(name: str, hook: str, prio: int, kind: str) -> dict[str, Any]:

@@ -5,6 +5,8 @@ the container's parent, and the shell records the exit code on disk. Neither nee
 engine, so a container survives an engine restart with its exit code intact. The
 container's stdout/stderr are FIFOs opened read-write by the shim, so a write never fails
 (EPIPE) while the engine is away; the engine's pump reopens them when it comes back.
+A container with a terminal or an open stdin has the relay (stdiorelay.py) between the shim
+and crun, holding the pty master and the stdin FIFO.
 """
 
 from __future__ import annotations

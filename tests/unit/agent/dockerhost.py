@@ -7,8 +7,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DOCKER = shutil.which("docker")
@@ -80,3 +82,18 @@ def until(check: object, timeout: float = 10, step: float = 0.1) -> bool:
             return True
         time.sleep(step)
     return False
+
+
+def docker_client(eng: EngineProcess, volumes: bool = False) -> Iterator[Any]:
+    """The body of the modules' `sdk` fixtures: a docker-py client on eng (the API version
+    autodetected), then the containers (and with volumes=True the volumes) a test left removed."""
+    import docker
+
+    client = docker.DockerClient(base_url=eng.host, timeout=15)
+    yield client
+    for c in client.containers.list(all=True):
+        c.remove(force=True)
+    if volumes:
+        for v in client.volumes.list():
+            v.remove(force=True)
+    client.close()

@@ -22,7 +22,7 @@ import pytest
 from labagent.containers import archive
 from labagent.containers.changes import changes
 
-from .dockerhost import DOCKER, EngineProcess, start_engine
+from .dockerhost import DOCKER, EngineProcess, docker_client, start_engine
 
 docker = pytest.importorskip("docker")
 
@@ -38,11 +38,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
 
 @pytest.fixture
 def sdk(eng: EngineProcess) -> Iterator[docker.DockerClient]:
-    client = docker.DockerClient(base_url=eng.host, timeout=15)
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    client.close()
+    yield from docker_client(eng)
 
 
 def tar_with(files: dict[str, bytes | None]) -> bytes:

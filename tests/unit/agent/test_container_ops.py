@@ -12,7 +12,7 @@ from labagent.engine import Engine
 from labagent.server import serve
 
 from .conftest import docker_save, tar_bytes
-from .dockerhost import DOCKER, EngineProcess, start_engine, until
+from .dockerhost import DOCKER, EngineProcess, docker_client, start_engine, until
 
 docker = pytest.importorskip("docker")
 
@@ -26,11 +26,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
 
 @pytest.fixture
 def sdk(eng: EngineProcess):
-    client = docker.DockerClient(base_url=eng.host, timeout=15)
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    client.close()
+    yield from docker_client(eng)
 
 
 def cgroup_dir(eng: EngineProcess, cid: str) -> Path:

@@ -23,7 +23,7 @@ from labagent.client import ApiError
 from labagent.errors import BadParameter
 from labagent.runtime import stdiorelay
 
-from .dockerhost import DOCKER, EngineProcess, start_engine, until
+from .dockerhost import DOCKER, EngineProcess, docker_client, start_engine, until
 
 docker = pytest.importorskip("docker")
 
@@ -37,11 +37,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def sdk(eng: EngineProcess):
-    client = docker.DockerClient(base_url=eng.host, timeout=15)
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    client.close()
+    yield from docker_client(eng)
 
 
 def read_until(sock: socket.socket, wanted: bytes) -> bytes:

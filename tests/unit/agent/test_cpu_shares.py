@@ -15,7 +15,7 @@ from labagent.containers import ocispec
 from labagent.errors import BadParameter
 from labagent.runtime.cgroups import Cgroups, shares_to_weight
 
-from .dockerhost import DOCKER, EngineProcess, start_engine
+from .dockerhost import DOCKER, EngineProcess, docker_client, start_engine
 
 docker = pytest.importorskip("docker")
 BODIES = json.loads((Path(__file__).with_name("create_bodies.json")).read_text())["bodies"]
@@ -69,11 +69,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
 
 @pytest.fixture
 def sdk(eng: EngineProcess):
-    client = docker.DockerClient(base_url=eng.host, timeout=15)
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    client.close()
+    yield from docker_client(eng)
 
 
 def config_json(eng: EngineProcess, cid: str) -> dict[str, Any]:

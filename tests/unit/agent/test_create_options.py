@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .dockerhost import EngineProcess, start_engine
+from .dockerhost import EngineProcess, docker_client, start_engine
 
 docker = pytest.importorskip("docker")
 
@@ -24,11 +24,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
 
 @pytest.fixture
 def sdk(eng: EngineProcess):
-    client = docker.DockerClient(base_url=eng.host, timeout=15)
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    client.close()
+    yield from docker_client(eng)
 
 
 def config_json(eng: EngineProcess, cid: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import docker_save, tar_bytes
-from .dockerhost import EngineProcess, start_engine
+from .dockerhost import EngineProcess, docker_client, start_engine
 
 docker = pytest.importorskip("docker")
 
@@ -19,11 +19,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def sdk(eng: EngineProcess):
-    client = docker.DockerClient(base_url=eng.host, timeout=15)  # autodetects the API version
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    client.close()
+    yield from docker_client(eng)
 
 
 def test_version_ping_and_images(sdk) -> None:

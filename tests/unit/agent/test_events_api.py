@@ -18,7 +18,7 @@ from labagent.engine import Engine
 from labagent.errors import BadParameter
 from labagent.events import Event
 
-from .dockerhost import EngineProcess, start_engine, until
+from .dockerhost import EngineProcess, docker_client, start_engine, until
 
 docker = pytest.importorskip("docker")
 
@@ -95,11 +95,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
 
 @pytest.fixture
 def sdk(eng: EngineProcess) -> Iterator[object]:
-    client = docker.DockerClient(base_url=eng.host, timeout=15)
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    client.close()
+    yield from docker_client(eng)
 
 
 def test_since_and_a_past_until_replay_and_end(sdk) -> None:

@@ -22,7 +22,7 @@ from labagent.client import ApiError, Client
 from labagent.containers import detachkeys
 from labagent.errors import BadParameter
 
-from .dockerhost import DOCKER, EngineProcess, start_engine, until
+from .dockerhost import DOCKER, EngineProcess, docker_client, start_engine, until
 
 docker = pytest.importorskip("docker")
 
@@ -36,11 +36,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def sdk(eng: EngineProcess):
-    client = docker.DockerClient(base_url=eng.host, timeout=15)
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    client.close()
+    yield from docker_client(eng)
 
 
 @pytest.fixture

@@ -581,12 +581,18 @@ def test_registry_operations_say_why_not(sdk) -> None:
 
 
 def test_until_and_reference_patterns() -> None:
-    from labagent.api.imagefilters import reference_match, until_time
+    from labagent.api.imagefilters import reference_match
+    from labagent.api.timestamps import parse_time
     from labagent.errors import BadParameter
 
+    def until_time(value: str, now: float | None = None) -> float:
+        return parse_time(value, "until", now)
+
     assert until_time("1h30m", now=10_000) == 4600 and until_time("90s", now=100) == 10
+    assert until_time("-1h", now=100) == 3700 and until_time(".5h", now=10_000) == 8200
     assert until_time("1700000000") == 1_700_000_000 and until_time("2024-01-01") == 1_704_067_200
     assert until_time("2024-01-01T01:00:00+01:00") == 1_704_067_200
+    assert until_time("2024-01-01T00:00:00.123456789Z") == pytest.approx(1_704_067_200.123456)
     with pytest.raises(BadParameter, match="until"):
         until_time("yesterday")
     assert reference_match("busybox", "busybox:latest") and reference_match("me/*", "me/app:1")

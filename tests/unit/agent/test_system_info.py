@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labagent import nodefacts
-from labagent.api import diskusage, listing, system, views
+from labagent import fsutil, nodefacts
+from labagent.api import diskusage, system, views
 from labagent.containers.model import Container, ContainerState, CreateSpec
 from labagent.nodefacts import CgroupSupport, read_facts
 
 from .conftest import docker_save, tar_bytes
-from .dockerhost import DOCKER, EngineProcess, start_engine
+from .dockerhost import DOCKER, EngineProcess, docker_client, start_engine
 
 docker = pytest.importorskip("docker")
 UNAME = os.uname_result(("Linux", "node7", "6.1.0-99-amd64", "#1 SMP", "aarch64"))
@@ -139,13 +139,7 @@ def eng(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
 
 @pytest.fixture
 def sdk(eng: EngineProcess):
-    client = docker.DockerClient(base_url=eng.host, timeout=15)
-    yield client
-    for c in client.containers.list(all=True):
-        c.remove(force=True)
-    for v in client.volumes.list():
-        v.remove(force=True)
-    client.close()
+    yield from docker_client(eng, volumes=True)
 
 
 def host_meminfo() -> int:
@@ -232,7 +226,7 @@ def test_df_follows_no_link_out_of_a_volume_and_walks_a_bounded_tree(sdk, tmp_pa
     for n in range(50):
         (many / f"f{n}").write_bytes(b"z" * 100)
     assert diskusage.LayerSizes().size(many) == 5000
-    monkeypatch.setattr(listing, "MAX_WALK", 10)
+    monkeypatch.setattr(fsutil, "MAX_WALK", 10)
     assert diskusage.LayerSizes().size(many) == 1000  # counting stops at the bound
     assert diskusage.LayerSizes().size(tmp_path / "absent") == 0
 
